@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what kiln needs to build and test from Debian's packages. Idempotent: a
+# package already present is not fetched again, and apt runs only when one is missing.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    libuv1-dev libwebsockets-dev libcjson-dev libstb-dev libxxhash-dev zlib1g-dev
+    libopenblas-dev curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    echo "setup: installing ${missing[*]}"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
