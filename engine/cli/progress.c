@@ -1,0 +1,127 @@
+/* Event printing for `kiln run`. */
+#include "cli/progress.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json/json.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void kiln_cli_progress_init(kiln_cli_progress_t *p, FILE *out, bool json)
+{
+    memset(p, 0, sizeof *p);
+    p->out = out;
+    p->json = json;
+    p->tty = !json && isatty(fileno(out));
+    p->t_start = now_s();
+}
+
+static void end_bar(kiln_cli_progress_t *p)
+{
+    if (p->bar_open) {
+        fputc('\n', p->out);
+        p->bar_open = false;
+    }
+}
+
+static void draw_bar(kiln_cli_progress_t *p, const kiln_event_t *ev)
+{
+    uint64_t max = ev->max ? ev->max : 1, v = ev->value > max ? max : ev->value;
+    if (!p->tty) {
+        fprintf(p->out, "  progress %llu/%llu\n", (unsigned long long)v,
+                (unsigned long long)max);
+        return;
+    }
+    enum { WIDTH = 30 };
+    int fill = (int)(v * WIDTH / max);
+    double dt = now_s() - p->t_node;
+    fprintf(p->out, "\r  [%.*s%*s] %llu/%llu %.1fs", fill, "##############################",
+            WIDTH - fill, "", (unsigned long long)v, (unsigned long long)max, dt);
+    if (v > 0 && dt > 0)
+        fprintf(p->out, " (%.2f it/s)", (double)v / dt);
+    p->bar_open = true;
+}
+
+/* Saved error data for the summary; the message line is printed right away. */
+static void report_error(kiln_cli_progress_t *p, const kiln_event_t *ev)
+{
+    kiln__json_t *d = NULL;
+    char err[64];
+    free(p->error);
+    p->error = strdup(ev->data_json);
+    if (kiln__json_parse(ev->data_json, strlen(ev->data_json), &d, err, sizeof err) == 0) {
+        fprintf(p->out, "error in node %s (%s): %s\n", kiln__json_get_string(d, "node_id", "?"),
+                kiln__json_get_string(d, "node_type", "?"),
+                kiln__json_get_string(d, "exception_message", "?"));
+        kiln__json_free(d);
+    }
+}
+
+void kiln_cli_progress_event(void *ud, const kiln_event_t *ev)
+{
+    kiln_cli_progress_t *p = ud;
+    if (p->json) {
+        fprintf(p->out, "{\"type\":\"%s\",\"data\":%s}\n", ev->name, ev->data_json);
+        fflush(p->out);
+    }
+    switch (ev->type) {
+    case KILN_EVENT_EXECUTION_CACHED:
+        p->cached = ev->n_cached;
+        if (!p->json && ev->n_cached)
+            fprintf(p->out, "cached: %zu node%s\n", ev->n_cached, ev->n_cached == 1 ? "" : "s");
+        break;
+    case KILN_EVENT_EXECUTING:
+        p->executed++;
+        p->t_node = now_s();
+        if (!p->json) {
+            end_bar(p);
+            fprintf(p->out, "node %s (%s)\n", ev->node ? ev->node : "?",
+                    ev->node_type ? ev->node_type : "?");
+        }
+        break;
+    case KILN_EVENT_PROGRESS:
+        if (!p->json)
+            draw_bar(p, ev);
+        break;
+    case KILN_EVENT_EXECUTED:
+        if (!p->json) {
+            end_bar(p);
+            fprintf(p->out, "  output %s\n", ev->data_json);
+        }
+        break;
+    case KILN_EVENT_EXECUTION_ERROR:
+        end_bar(p);
+        if (!p->json)
+            report_error(p, ev);
+        break;
+    case KILN_EVENT_EXECUTION_INTERRUPTED:
+        end_bar(p);
+        if (!p->json)
+            fprintf(p->out, "interrupted in node %s\n", ev->node ? ev->node : "?");
+        break;
+    case KILN_EVENT_EXECUTION_SUCCESS:
+        end_bar(p);
+        if (!p->json)
+            fprintf(p->out, "done: %d executed, %zu cached, %.3f s\n", p->executed, p->cached,
+                    now_s() - p->t_start);
+        break;
+    default:
+        break;
+    }
+    fflush(p->out);
+}
+
+void kiln_cli_progress_close(kiln_cli_progress_t *p)
+{
+    end_bar(p);
+    free(p->error);
+    p->error = NULL;
+}
