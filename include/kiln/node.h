@@ -270,7 +270,26 @@ typedef enum kiln_log_level {
     XX(int, tensor_ndim, (const kiln_tensor_t *t), (t))                                    \
     XX(int64_t, tensor_dim, (const kiln_tensor_t *t, int i), (t, i))                       \
     XX(int64_t, tensor_numel, (const kiln_tensor_t *t), (t))                               \
-    XX(size_t, tensor_nbytes, (const kiln_tensor_t *t), (t))
+    XX(size_t, tensor_nbytes, (const kiln_tensor_t *t), (t))                               \
+    /* since 1.0: tensor views and copies (see tensor.h) */                                \
+    XX(int64_t, tensor_stride, (const kiln_tensor_t *t, int i), (t, i))                    \
+    XX(int, tensor_device, (const kiln_tensor_t *t), (t))                                  \
+    XX(int, tensor_is_contiguous, (const kiln_tensor_t *t), (t))                           \
+    XX(int, tensor_view, (const kiln_tensor_t *t, int ndim, const int64_t *shape,          \
+       const int64_t *strides, int64_t offset, kiln_tensor_t **out),                       \
+       (t, ndim, shape, strides, offset, out))                                             \
+    XX(int, tensor_reshape, (const kiln_tensor_t *t, int ndim, const int64_t *shape,       \
+       kiln_tensor_t **out), (t, ndim, shape, out))                                        \
+    XX(int, tensor_permute, (const kiln_tensor_t *t, const int *perm, kiln_tensor_t **out), \
+       (t, perm, out))                                                                     \
+    XX(int, tensor_transpose, (const kiln_tensor_t *t, int d0, int d1, kiln_tensor_t **out), \
+       (t, d0, d1, out))                                                                   \
+    XX(int, tensor_slice, (const kiln_tensor_t *t, int dim, int64_t start, int64_t length, \
+       kiln_tensor_t **out), (t, dim, start, length, out))                                 \
+    XX(int, tensor_contiguous, (const kiln_tensor_t *t, kiln_tensor_t **out), (t, out))    \
+    XX(int, tensor_to_dtype, (const kiln_tensor_t *t, kiln_dtype_t dtype,                  \
+       kiln_tensor_t **out), (t, dtype, out))                                              \
+    XX(int, tensor_copy, (kiln_tensor_t *dst, const kiln_tensor_t *src), (dst, src))
 
 typedef struct kiln_host_api {
     uint32_t size;          /* sizeof(kiln_host_api_t) in the host */

@@ -29,8 +29,8 @@
  * Threads: every function may be called from any thread. Reference counts are atomic; the
  * elements themselves are not synchronized, so two threads writing one tensor race.
  *
- * Node packs reach the 1.0 functions through the host table (see node.h); the names are
- * the same in both cases. */
+ * Node packs reach the ABI 1.0 functions through the host table (see node.h); the names are
+ * the same in both cases. The functions below the second marker are engine-side for now. */
 #ifndef KILN_TENSOR_H
 #define KILN_TENSOR_H
 
@@ -66,7 +66,7 @@ typedef enum kiln_dtype {
 typedef struct kiln_tensor kiln_tensor_t;
 
 #ifndef KILN_PLUGIN
-/* ---- since 1.0 (in the host table) ---------------------------------------------------- */
+/* ---- ABI 1.0: also in the host table of node.h ------------------------------------------ */
 
 /* Size in bytes of one element of dtype; 0 for an unknown dtype. */
 KILN_API size_t kiln_dtype_size(kiln_dtype_t dtype);
@@ -98,7 +98,8 @@ KILN_API int64_t kiln_tensor_numel(const kiln_tensor_t *t);
 /* Total bytes of the elements (numel * dtype size). */
 KILN_API size_t kiln_tensor_nbytes(const kiln_tensor_t *t);
 
-/* ---- since 1.1 (not yet in the host table) -------------------------------------------- */
+/* ---- engine side only for now: not yet in the host table (appending them there is an
+ * ABI minor bump) ----------------------------------------------------------------------- */
 
 /* Parses a safetensors dtype name ("F32", "BF16", "BOOL", ...) into *out. 0, or
  * KILN_ENOTFOUND for a name kiln has no dtype for (F8_E4M3, U16, ...). */
