@@ -11,6 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef KILN_SANITIZE
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static char tmpdir_path[512];
 
 void kiln_test_fail(const char *file, int line, const char *fmt, ...)
@@ -115,6 +119,11 @@ static int run_one(const kiln_test_t *t, int fork_each)
         if (tmpdir_path[0] && !getenv("KILN_TEST_KEEP"))
             remove_tree(tmpdir_path);
         fflush(stdout);
+#ifdef KILN_SANITIZE
+        /* _exit skips the sanitizer's exit-time leak check: run it here (it exits non-zero
+         * when a test leaked). */
+        __lsan_do_leak_check();
+#endif
         _exit(0);
     }
     int status = 0;
