@@ -51,8 +51,10 @@
 
 #include "kiln/error.h"
 #include "kiln/export.h"
+#include "kiln/ops.h"
 #include "kiln/tensor.h"
 #include "kiln/version.h"
+#include "kiln/weights.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -291,12 +293,17 @@ typedef enum kiln_log_level {
        kiln_tensor_t **out), (t, dtype, out))                                              \
     XX(int, tensor_copy, (kiln_tensor_t *dst, const kiln_tensor_t *src), (dst, src))
 
+/* The whole table: the entries above, then the op library (ops.h) and weight files
+ * (weights.h). */
+#define KILN_HOST_API_ALL(XX) \
+    KILN_HOST_API_MAP(XX) KILN_OPS_API_MAP(XX) KILN_WEIGHTS_API_MAP(XX)
+
 typedef struct kiln_host_api {
     uint32_t size;          /* sizeof(kiln_host_api_t) in the host */
     uint16_t abi_major;     /* KILN_ABI_MAJOR of the host */
     uint16_t abi_minor;     /* KILN_ABI_MINOR of the host */
 #define KILN_HOST_API_MEMBER_(ret, name, params, args) ret(*name) params;
-    KILN_HOST_API_MAP(KILN_HOST_API_MEMBER_)
+    KILN_HOST_API_ALL(KILN_HOST_API_MEMBER_)
 #undef KILN_HOST_API_MEMBER_
 } kiln_host_api_t;
 
@@ -327,7 +334,7 @@ KILN_API int KILN_PLUGIN_ENTRY(const kiln_host_api_t *api, kiln_plugin_t *out);
 
 #define KILN_HOST_API_WRAPPER_(ret, name, params, args) \
     static inline ret kiln_##name params { return KILN_HOST_SYMBOL->name args; }
-KILN_HOST_API_MAP(KILN_HOST_API_WRAPPER_)
+KILN_HOST_API_ALL(KILN_HOST_API_WRAPPER_)
 #undef KILN_HOST_API_WRAPPER_
 #else
 /* ---- host side: the same functions, exported by libkiln ------------------------------- */
