@@ -80,7 +80,7 @@ kiln__json_t *kiln__graph_error(const char *type, const char *message, const cha
  * Note, control_after_generate values, converted widgets, subgraphs, groups ignored, and
  * the frontend's dynamic-prompt preprocessing of STRING widgets that declare it (with
  * `seed` choosing among {a|b} options deterministically). Returns 0 with *prompt (caller
- * owns), or KILN_EPARSE/KILN_EINVAL with a message in err. */
+ * owns), or KILN_EINVAL (structural problems) / KILN_ENOMEM with a message in err. */
 int kiln__workflow_to_prompt(const kiln__json_t *workflow, const kiln__registry_t *reg,
                              const kiln__env_t *env, uint64_t seed, kiln__json_t **prompt,
                              char *err, size_t err_size);
