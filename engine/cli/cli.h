@@ -16,6 +16,8 @@ typedef struct kiln_cli_opts {
     int n_sets;
     const char **targets;   /* --target NODE: partial execution targets */
     int n_targets;
+    const char **plugin_dirs; /* --plugins DIR, in order, NULL-terminated (engine.plugin_dirs) */
+    int n_plugin_dirs;
     const char **args;      /* positional arguments (borrowed from argv) */
     int n_args;
 } kiln_cli_opts_t;

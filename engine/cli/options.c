@@ -47,13 +47,26 @@ static int push(const char ***list, int *n, const char *s)
     return 0;
 }
 
+/* Appends a --plugins folder, keeping the list NULL-terminated for engine.plugin_dirs. */
+static int push_dir(kiln_cli_opts_t *o, const char *dir)
+{
+    const char **p = realloc(o->plugin_dirs, sizeof *p * (size_t)(o->n_plugin_dirs + 2));
+    if (!p)
+        return -1;
+    p[o->n_plugin_dirs++] = dir;
+    p[o->n_plugin_dirs] = NULL;
+    o->plugin_dirs = p;
+    o->engine.plugin_dirs = p;
+    return 0;
+}
+
 /* Handles one flag that takes a value; returns 1 when consumed, 0 when unknown, -1 on error. */
 static int parse_valued(int argc, char **argv, int *i, kiln_cli_opts_t *o)
 {
     static const char *const valued[] = {"--base-directory", "--output-directory",
                                          "--input-directory", "--temp-directory", "--set",
                                          "--target", "--cache-lru", "--cache-ram-budget",
-                                         "--lanes", "--affinity", NULL};
+                                         "--lanes", "--affinity", "--plugins", NULL};
     const char *a = argv[*i];
     int k = 0;
     while (valued[k] && !is_flag(a, valued[k]))
@@ -72,6 +85,7 @@ static int parse_valued(int argc, char **argv, int *i, kiln_cli_opts_t *o)
     case 4: return push(&o->sets, &o->n_sets, v) ? -1 : 1;
     case 5: return push(&o->targets, &o->n_targets, v) ? -1 : 1;
     case 9: o->engine.affinity = v; return 1;
+    case 10: return push_dir(o, v) ? -1 : 1;
     default: break;
     }
     if (parse_size(v, &num)) {
@@ -125,6 +139,7 @@ void kiln_cli_opts_free(kiln_cli_opts_t *o)
 {
     free(o->sets);
     free(o->targets);
+    free(o->plugin_dirs);
     free(o->args);
     memset(o, 0, sizeof *o);
 }

@@ -50,6 +50,31 @@ static void draw_bar(kiln_cli_progress_t *p, const kiln_event_t *ev)
     p->bar_open = true;
 }
 
+/* An output node's UI payload: one line per image ("saved output/sub/x_00001_.png"), the
+ * raw JSON for anything else. */
+static void print_outputs(kiln_cli_progress_t *p, const kiln_event_t *ev)
+{
+    kiln__json_t *d = NULL;
+    char err[64];
+    if (kiln__json_parse(ev->data_json, strlen(ev->data_json), &d, err, sizeof err) != 0)
+        return;
+    const kiln__json_t *out = kiln__json_get(d, "output");
+    for (const kiln__json_t *k = out ? out->child : NULL; k; k = k->next) {
+        if (strcmp(k->key, "images") != 0 || k->type != KILN_JSON_ARRAY) {
+            char *text = kiln__json_dump(k, KILN_JSON_COMPACT, NULL);
+            fprintf(p->out, "  %s: %s\n", k->key, text ? text : "?");
+            free(text);
+            continue;
+        }
+        for (const kiln__json_t *img = k->child; img; img = img->next) {
+            const char *sub = kiln__json_get_string(img, "subfolder", "");
+            fprintf(p->out, "  saved %s/%s%s%s\n", kiln__json_get_string(img, "type", "output"),
+                    sub, sub[0] ? "/" : "", kiln__json_get_string(img, "filename", "?"));
+        }
+    }
+    kiln__json_free(d);
+}
+
 /* Saved error data for the summary; the message line is printed right away. */
 static void report_error(kiln_cli_progress_t *p, const kiln_event_t *ev)
 {
@@ -94,7 +119,7 @@ void kiln_cli_progress_event(void *ud, const kiln_event_t *ev)
     case KILN_EVENT_EXECUTED:
         if (!p->json) {
             end_bar(p);
-            fprintf(p->out, "  output %s\n", ev->data_json);
+            print_outputs(p, ev);
         }
         break;
     case KILN_EVENT_EXECUTION_ERROR:

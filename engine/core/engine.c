@@ -137,6 +137,8 @@ static void engine_destroy(kiln_engine_t *e)
     kiln__affinity_free(e->affinity);
     kiln__cache_free(e->cache);
     kiln__registry_free(e->reg);
+    /* Last of the parts: the registry, cached values and workers may point into plugins. */
+    kiln__plugins_close(e->plugins);
     env_free(&e->env);
     pthread_mutex_destroy(&e->exec_mu);
     if (e->log)
@@ -156,6 +158,10 @@ static int engine_parts(kiln_engine_t *e, const kiln_engine_options_t *o)
         kiln_logf(KILN_LOG_ERROR, "built-in node packs: %s", err);
         return rc;
     }
+    rc = kiln__plugins_load(e->reg, e->env.base_dir, o->plugin_dirs, o->no_default_plugins != 0,
+                            &e->plugins);
+    if (rc != 0)
+        return rc;
     rc = kiln__lanes_new(cpu_lane_count(o->cpu_lanes), &e->lanes);
     if (rc != 0)
         return rc;

@@ -11,6 +11,7 @@
 
 #include "cache/cache.h"
 #include "graph/graph.h"
+#include "plugin/loader.h"
 #include "registry/registry.h"
 #include "sched/affinity.h"
 #include "sched/lane.h"
@@ -19,6 +20,7 @@
 struct kiln_engine {
     kiln__env_t env;                  /* owned strings */
     kiln__registry_t *reg;            /* owned */
+    kiln__plugins_t *plugins;         /* owned: plugin libraries, closed after reg */
     kiln__lanes_t *lanes;             /* owned */
     kiln__affinity_t *affinity;       /* owned */
     kiln__cache_t *cache;             /* owned */

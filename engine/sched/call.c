@@ -184,6 +184,8 @@ int kiln__call_execute(kiln_call_t *call, uint64_t *n_calls)
         (*n_calls)++;
         if (rc > 0)
             rc = KILN_ENODE; /* a positive return is a bug in the pack; still a failure */
+        if (rc == 0 && call->fail_code != 0)
+            rc = call->fail_code; /* an output was refused, even if execute ignored that */
         if (rc == 0)
             rc = collect_pending(call);
     }
@@ -294,6 +296,29 @@ const kiln_value_t *kiln_call_input_at(kiln_call_t *call, const char *name, size
     return i == 0 ? kiln_call_input(call, name) : NULL;
 }
 
+/* True when a value of type `actual` may travel on an output declared `declared`: "*"
+ * takes anything, a comma-separated union any of its members, COMBO a STRING; otherwise
+ * the names must be equal. */
+static bool output_type_ok(const char *declared, const char *actual)
+{
+    if (strcmp(declared, "*") == 0)
+        return true;
+    if (strcmp(declared, "COMBO") == 0 && strcmp(actual, "STRING") == 0)
+        return true;
+    size_t n = strlen(actual);
+    for (const char *p = declared; p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, actual, n) == 0)
+            return true;
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+/* A value of the wrong type would reach consumers that trust the declared type (a node
+ * reading an IMAGE tensor from an INT), so it is refused here: the call fails with a
+ * message naming both types, also when execute ignores the return code. */
 int kiln_call_set_output(kiln_call_t *call, int index, kiln_value_t *v)
 {
     if (!v)
@@ -302,6 +327,18 @@ int kiln_call_set_output(kiln_call_t *call, int index, kiln_value_t *v)
         (size_t)index >= call->cls->n_outputs) {
         kiln_value_release(v);
         return KILN_EINVAL;
+    }
+    const kiln_output_def_t *od = &call->cls->outputs[index];
+    const char *actual = kiln_value_type(v);
+    if (!output_type_ok(od->type, actual ? actual : "NONE")) {
+        char msg[384];
+        snprintf(msg, sizeof msg, "output %d (%.100s) is declared %.100s but the node set a "
+                 "value of type %.100s", index, od->name ? od->name : od->type, od->type,
+                 actual ? actual : "NONE");
+        kiln_value_release(v);
+        kiln_call_fail(call, msg);
+        call->fail_code = KILN_ETYPE;
+        return KILN_ETYPE;
     }
     if (call->cls->outputs[index].is_list)
         return kiln__vlist_push(&call->out->slots[index], v);

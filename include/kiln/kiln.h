@@ -52,6 +52,9 @@ typedef struct kiln_engine_options {
     /* (optional) log sink; default: stderr. Called from any engine thread. */
     void (*log)(void *ud, kiln_log_level_t level, const char *msg);
     void *log_ud;
+    /* Plugin packs: every *.so in <base>/plugins, then in each of these folders. */
+    const char *const *plugin_dirs; /* (optional) NULL-terminated extra plugin folders */
+    int no_default_plugins;         /* skip <base>/plugins */
 } kiln_engine_options_t;
 
 #define KILN_ENGINE_OPTIONS_INIT {.struct_size = sizeof(kiln_engine_options_t)}
