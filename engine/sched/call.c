@@ -28,8 +28,19 @@ static kiln__call_input_t *input_slot(kiln_call_t *call, const char *name)
 {
     if (call->n_inputs == call->cap_inputs) {
         size_t cap = call->cap_inputs ? call->cap_inputs * 2 : 8;
+        /* Inputs whose list is their own value list point into the array: mark them
+         * (NULL) before it moves and point them at the new place after. */
+        for (size_t i = 0; i < call->n_inputs; i++)
+            if (call->inputs[i].list == &call->inputs[i].own)
+                call->inputs[i].list = NULL;
         kiln__call_input_t *v = realloc(call->inputs, cap * sizeof *v);
-        if (!v)
+        bool moved = v != NULL;
+        if (!moved)
+            v = call->inputs; /* unchanged: restore the marks, then fail */
+        for (size_t i = 0; i < call->n_inputs; i++)
+            if (!v[i].list)
+                v[i].list = &v[i].own;
+        if (!moved)
             return NULL;
         call->inputs = v;
         call->cap_inputs = cap;
