@@ -323,6 +323,12 @@ typedef int (*kiln_plugin_init_fn)(const kiln_host_api_t *api, kiln_plugin_t *ou
 #endif
 extern const kiln_host_api_t *KILN_HOST_SYMBOL;
 #define KILN_PLUGIN_DEFINE_HOST const kiln_host_api_t *KILN_HOST_SYMBOL
+/* (optional, external packs) Exports the ABI the pack was built against, as
+ * (major << 16) | minor, so the loader can refuse a pack of another major with a message
+ * naming both before running any of its code. Use once, next to KILN_PLUGIN_DEFINE_HOST. */
+#define KILN_PLUGIN_DEFINE_ABI                                                              \
+    KILN_API extern const uint32_t kiln_plugin_abi;                                        \
+    const uint32_t kiln_plugin_abi = ((uint32_t)KILN_ABI_MAJOR << 16) | KILN_ABI_MINOR
 #define KILN_PLUGIN_BIND_HOST(api)                                                          \
     do {                                                                                   \
         if (!(api) || (api)->abi_major != KILN_ABI_MAJOR)                                  \

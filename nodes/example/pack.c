@@ -6,6 +6,7 @@
 
 /* The host table every kiln_* call of this pack goes through; set by the bind below. */
 KILN_PLUGIN_DEFINE_HOST;
+KILN_PLUGIN_DEFINE_ABI;
 
 static const kiln_node_def_t *const example_nodes[] = {
     &example_grayscale,
