@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libuv1-dev libwebsockets-dev libcjson-dev libstb-dev libxxhash-dev zlib1g-dev
-    libopenblas-dev curl
+    libopenblas-dev curl clang-format
+    chromium
 )
 
 missing=()
@@ -21,3 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# web/ (the editor) builds with Node.js >= 20.19 and npm; Debian 12's nodejs is older, so
+# it is not installed from here: say so clearly instead.
+node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null ||
+    echo "setup: web/ needs Node.js >= 20.19 and npm (Debian 13's nodejs; NodeSource on Debian 12)" >&2

@@ -262,6 +262,59 @@ static void conv_free(conv_t *c)
     kiln__ui_doc_free(&c->doc);
 }
 
+/* The value of a key that JavaScript treats as an array index (canonical decimal below
+ * 2^32 - 1), or -1 for any other key. */
+static long long js_index_key(const char *k)
+{
+    if (!k[0] || (k[0] == '0' && k[1]) || strlen(k) > 10)
+        return -1;
+    long long v = 0;
+    for (const char *p = k; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v < 4294967295LL ? v : -1;
+}
+
+typedef struct js_key {
+    kiln__json_t *member; /* borrowed: a member of the prompt */
+    long long index;      /* js_index_key of its key */
+    size_t pos;           /* original position, to keep the sort stable */
+} js_key_t;
+
+static int js_key_cmp(const void *a, const void *b)
+{
+    const js_key_t *x = a, *y = b;
+    if (x->index >= 0 && y->index >= 0)
+        return x->index < y->index ? -1 : x->index > y->index;
+    if ((x->index >= 0) != (y->index >= 0))
+        return x->index >= 0 ? -1 : 1; /* index keys first */
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Orders the prompt's keys as the editor's JSON.stringify of a plain object does: node ids
+ * that are array indexes ascending, then the others ("12:5") in insertion order. The key
+ * order decides which output node runs first and is what the PNG prompt chunk shows. */
+static int order_like_js(kiln__json_t *prompt)
+{
+    size_t n = prompt->count, k = 0;
+    if (n < 2)
+        return 0;
+    js_key_t *v = malloc(n * sizeof *v);
+    if (!v)
+        return KILN_ENOMEM;
+    for (kiln__json_t *c = prompt->child; c && k < n; c = c->next, k++)
+        v[k] = (js_key_t){c, js_index_key(c->key), k};
+    qsort(v, k, sizeof *v, js_key_cmp);
+    for (size_t i = 0; i < k; i++)
+        v[i].member->next = i + 1 < k ? v[i + 1].member : NULL;
+    prompt->child = v[0].member;
+    prompt->last = v[k - 1].member;
+    free(v);
+    return 0;
+}
+
 static int convert(conv_t *c, const kiln__json_t *workflow, kiln__json_t *prompt)
 {
     int rc = kiln__ui_doc_parse(&c->doc, workflow);
@@ -286,7 +339,9 @@ static int convert(conv_t *c, const kiln__json_t *workflow, kiln__json_t *prompt
             continue;
         rc = emit_node(c, &c->exec[i], prompt);
     }
-    return rc == 0 ? drop_dangling(prompt) : rc;
+    if (rc == 0)
+        rc = drop_dangling(prompt);
+    return rc == 0 ? order_like_js(prompt) : rc;
 }
 
 int kiln__workflow_to_prompt(const kiln__json_t *workflow, const kiln__registry_t *reg,

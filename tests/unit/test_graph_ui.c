@@ -408,10 +408,11 @@ static void test_default_graph(void)
     ASSERT_STR_EQ(title_of(prompt, "4"), "Load Checkpoint");
     ASSERT_STR_EQ(title_of(prompt, "3"), "KSampler");
     ASSERT_STR_EQ(title_of(prompt, "9"), "Save Image");
-    /* Keys follow the editor's execution order; the seed stays an exact integer. */
+    /* Keys are ordered as the editor's JSON.stringify orders them (integer ids ascending);
+     * the seed stays an exact integer. */
     char order[128];
     key_order(prompt, order, sizeof order);
-    ASSERT_STR_EQ(order, "5 4 6 7 3 8 9");
+    ASSERT_STR_EQ(order, "3 4 5 6 7 8 9");
     char *text = kiln__json_dump(kiln__json_get(prompt, "3"), KILN_JSON_COMPACT, NULL);
     ASSERT_STR_CONTAINS(text, "{\"inputs\":{\"seed\":156680208700286,\"steps\":20,\"cfg\":8,");
     ASSERT_STR_CONTAINS(text, "\"class_type\":\"KSampler\",\"_meta\":{\"title\":\"KSampler\"}}");
@@ -444,7 +445,7 @@ static void test_reroutes_primitives_notes(void)
     ASSERT_STR_EQ(title_of(prompt, "60"), "Int");
     char order[128];
     key_order(prompt, order, sizeof order);
-    ASSERT_STR_EQ(order, "4 60 5 6 3 40");
+    ASSERT_STR_EQ(order, "3 4 5 6 40 60");
     kiln__json_free(prompt);
     kiln__json_free(wf);
     kiln__registry_free(reg);
