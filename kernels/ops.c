@@ -1,7 +1,8 @@
 /* The op library's public entry points (include/kiln/ops.h): every kiln_op_* checks its
  * arguments here, once for all backends (NULLs, devices, dtypes, shapes, overlap), and
- * then dispatches on the tensors' device. Only the CPU backend exists so far; a device
- * backend adds its branch to dispatch() and gets arguments that are already valid. */
+ * then dispatches on the tensors' device: host tensors to the CPU kernels, tensors on a
+ * CUDA device (builds with KILN_HAVE_CUDA) to engine/cuda, which gets arguments that are
+ * already valid. */
 #include <kiln/ops.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,6 +12,10 @@
 #include "runtime/convert.h"
 #include "runtime/tensor_int.h"
 #include "sched/lane.h"
+#ifdef KILN_HAVE_CUDA
+#include "cuda/cuda_ops.h"
+#include "cuda/cuda_rt.h"
+#endif
 
 /* check() flags. */
 enum {
@@ -20,11 +25,27 @@ enum {
 };
 
 /* Which backend runs an op: the device of its tensors. */
-typedef enum backend { BACKEND_CPU = 0 } backend_t;
+typedef enum backend { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_t;
 
-/* Runs the backend's implementation. A device backend adds its branch here, beside the
- * CPU one, in the same change that adds its kernels. */
-#define DISPATCH(be, cpu_call) ((be) == BACKEND_CPU ? (cpu_call) : KILN_EUNSUPPORTED)
+/* Runs the backend's implementation: the CPU call, or the CUDA one (whose text vanishes
+ * in builds without the CUDA backend, where check() never picks it). */
+#ifdef KILN_HAVE_CUDA
+#define CUDA_CALL(call) (call)
+#else
+#define CUDA_CALL(call) KILN_EUNSUPPORTED
+#endif
+#define DISPATCH(be, cpu_call, cuda_call) ((be) == BACKEND_CPU ? (cpu_call) : CUDA_CALL(cuda_call))
+
+/* 1 when device is a CUDA device of this build. */
+static int is_cuda_device(int device)
+{
+#ifdef KILN_HAVE_CUDA
+    return device != KILN_DEVICE_CPU && kiln__cuda_device_valid(device);
+#else
+    (void)device;
+    return 0;
+#endif
+}
 
 /* ---- argument checks ---------------------------------------------------------------- */
 
@@ -98,7 +119,10 @@ static int check(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t
             return KILN_EUNSUPPORTED;
     if (lane && lane->device != dev)
         return KILN_EINVAL;
-    if ((flags & OUT_F32) && out->dtype != KILN_DTYPE_F32)
+    int cuda = is_cuda_device(dev);
+    /* On a CUDA device a float op may also write F16 or BF16 (half-precision inference). */
+    if ((flags & OUT_F32) && out->dtype != KILN_DTYPE_F32 &&
+        !(cuda && (out->dtype == KILN_DTYPE_F16 || out->dtype == KILN_DTYPE_BF16)))
         return KILN_ETYPE;
     if (kiln_tensor_is_readonly(out) || ((flags & OUT_DENSE) && !kiln_tensor_is_contiguous(out)))
         return KILN_EINVAL;
@@ -108,6 +132,10 @@ static int check(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t
     for (int i = 0; i < nin; i++)
         if (overlap(out, in[i]) && !((flags & IN_PLACE) && same_view(out, in[i])))
             return KILN_EINVAL;
+    if (cuda) {
+        *be = BACKEND_CUDA;
+        return 0;
+    }
     if (dev != KILN_DEVICE_CPU || !out->data)
         return KILN_EUNSUPPORTED;
     *be = BACKEND_CPU;
@@ -168,7 +196,7 @@ static int copy_from(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tens
     if ((out->dtype != src->dtype && !kiln_dtype_is_float(out->dtype)) ||
         kiln__convert_check(out->dtype, src->dtype) < 0)
         return KILN_ETYPE;
-    return DISPATCH(be, kiln__cpu_copy(out, src));
+    return DISPATCH(be, kiln__cpu_copy(out, src), kiln__cuda_op_copy(lane, out, src));
 }
 
 /* copy_from through a view of x; rc says how making the view went, and its errors other
@@ -261,7 +289,7 @@ int kiln_op_concat(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
         kiln_tensor_t *part = NULL; // out[..., at:at+len, ...]
         rc = kiln_tensor_slice(out, d, at, len, &part);
         if (rc == 0)
-            rc = DISPATCH(be, kiln__cpu_copy(part, xs[i]));
+            rc = DISPATCH(be, kiln__cpu_copy(part, xs[i]), kiln__cuda_op_copy(lane, part, xs[i]));
         kiln_tensor_release(part);
         at += len;
     }
@@ -291,7 +319,7 @@ static int binary(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_
         if (out->shape[i] != (sa == 1 ? sb : sa))
             return KILN_EINVAL;
     }
-    return DISPATCH(be, kiln__cpu_binary(out, a, b, op));
+    return DISPATCH(be, kiln__cpu_binary(out, a, b, op), kiln__cuda_op_binary(lane, out, a, b, op));
 }
 
 int kiln_op_add(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *a,
@@ -329,7 +357,8 @@ static int unary(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t
         return rc;
     if (!same_shape(out, x))
         return KILN_EINVAL;
-    return DISPATCH(be, kiln__cpu_unary(out, x, op, p0, p1));
+    return DISPATCH(be, kiln__cpu_unary(out, x, op, p0, p1),
+                    kiln__cuda_op_unary(lane, out, x, op, p0, p1));
 }
 
 int kiln_op_scale(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x, float s)
@@ -380,7 +409,7 @@ int kiln_op_geglu(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_
         if (x->shape[i] != out->shape[i])
             return KILN_EINVAL;
     // [..., 2N] -> [..., N]
-    return DISPATCH(be, kiln__cpu_geglu(out, x));
+    return DISPATCH(be, kiln__cpu_geglu(out, x), kiln__cuda_op_geglu(lane, out, x));
 }
 
 /* ---- reductions and normalization ---------------------------------------------------- */
@@ -395,7 +424,7 @@ int kiln_op_softmax(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tenso
         return rc;
     if (x->ndim < 1 || !same_shape(out, x))
         return KILN_EINVAL;
-    return DISPATCH(be, kiln__cpu_softmax(out, x));
+    return DISPATCH(be, kiln__cpu_softmax(out, x), kiln__cuda_op_softmax(lane, out, x));
 }
 
 int kiln_op_layer_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
@@ -418,7 +447,8 @@ int kiln_op_layer_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_te
     int64_t c = x->shape[x->ndim - 1];
     if ((rc = check_vec(weight, c)) < 0 || (rc = check_vec(bias, c)) < 0)
         return rc;
-    return DISPATCH(be, kiln__cpu_layer_norm(out, x, weight, bias, eps));
+    return DISPATCH(be, kiln__cpu_layer_norm(out, x, weight, bias, eps),
+                    kiln__cuda_op_layer_norm(lane, out, x, weight, bias, eps));
 }
 
 int kiln_op_group_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
@@ -443,8 +473,9 @@ int kiln_op_group_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_te
     int64_t c = x->shape[1];
     if ((rc = check_vec(weight, c)) < 0 || (rc = check_vec(bias, c)) < 0)
         return rc;
-    return DISPATCH(be,
-                    kiln__cpu_group_norm(out, x, weight, bias, num_groups, eps, fuse_silu != 0));
+    return DISPATCH(
+        be, kiln__cpu_group_norm(out, x, weight, bias, num_groups, eps, fuse_silu != 0),
+        kiln__cuda_op_group_norm(lane, out, x, weight, bias, num_groups, eps, fuse_silu != 0));
 }
 
 /* ---- products ------------------------------------------------------------------------ */
@@ -474,7 +505,8 @@ int kiln_op_matmul(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
             return KILN_EINVAL;
     }
     // [..., M, K] x [..., K, N]
-    return DISPATCH(be, kiln__cpu_matmul(out, a, b, transpose_b != 0));
+    return DISPATCH(be, kiln__cpu_matmul(out, a, b, transpose_b != 0),
+                    kiln__cuda_op_matmul(lane, out, a, b, transpose_b != 0));
 }
 
 int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
@@ -496,7 +528,8 @@ int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     if ((rc = check_vec(bias, weight->shape[0])) < 0)
         return rc;
     // [..., IN] -> [..., OUT]
-    return DISPATCH(be, kiln__cpu_linear(out, x, weight, bias));
+    return DISPATCH(be, kiln__cpu_linear(out, x, weight, bias),
+                    kiln__cuda_op_linear(lane, out, x, weight, bias));
 }
 
 /* One output extent of a convolution, or -1 when the dilated kernel does not fit the
@@ -540,7 +573,8 @@ int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     kiln__conv2d_geom_t g = {p.stride_h, p.stride_w,   p.pad_top,
                              p.pad_left, p.dilation_h, p.dilation_w};
     // [N, C, H, W] -> [N, OC, OH, OW]
-    return DISPATCH(be, kiln__cpu_conv2d(out, x, weight, bias, &g));
+    return DISPATCH(be, kiln__cpu_conv2d(out, x, weight, bias, &g),
+                    kiln__cuda_op_conv2d(lane, out, x, weight, bias, &g));
 }
 
 int kiln_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *q,
@@ -566,7 +600,8 @@ int kiln_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_ten
     if (scale == 0.0f)
         scale = (float)(1.0 / sqrt((double)(w / heads)));
     // [B, LQ, H*DV]
-    return DISPATCH(be, kiln__cpu_attention(out, q, k, v, heads, scale));
+    return DISPATCH(be, kiln__cpu_attention(out, q, k, v, heads, scale),
+                    kiln__cuda_op_attention(lane, out, q, k, v, heads, scale));
 }
 
 /* ---- resampling and embeddings ------------------------------------------------------ */
@@ -593,7 +628,8 @@ int kiln_op_interpolate(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_t
         if (x->shape[i] < 1 || out->shape[i] < 1)
             return KILN_EINVAL;
     // [..., H, W] -> [..., OH, OW]
-    return DISPATCH(be, kiln__cpu_interpolate(out, x, mode));
+    return DISPATCH(be, kiln__cpu_interpolate(out, x, mode),
+                    kiln__cuda_op_interpolate(lane, out, x, mode));
 }
 
 int kiln_op_timestep_embedding(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *t,
@@ -611,7 +647,8 @@ int kiln_op_timestep_embedding(struct kiln_lane *lane, kiln_tensor_t *out, const
         out->shape[0] != t->shape[0])
         return KILN_EINVAL;
     // [N] -> [N, DIM]
-    return DISPATCH(be, kiln__cpu_timestep_embedding(out, t, max_period));
+    return DISPATCH(be, kiln__cpu_timestep_embedding(out, t, max_period),
+                    kiln__cuda_op_timestep_embedding(lane, out, t, max_period));
 }
 
 int kiln_op_embedding(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *weight,
@@ -631,5 +668,6 @@ int kiln_op_embedding(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_ten
         if (out->shape[i] != ids->shape[i])
             return KILN_EINVAL;
     // [...] -> [..., D]
-    return DISPATCH(be, kiln__cpu_embedding(out, weight, ids));
+    return DISPATCH(be, kiln__cpu_embedding(out, weight, ids),
+                    kiln__cuda_op_embedding(lane, out, weight, ids));
 }

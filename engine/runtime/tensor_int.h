@@ -29,8 +29,9 @@ typedef struct kiln__storage {
     kiln__storage_release_fn release_fn; /* (optional) default: the bytes are not freed */
     void *owner;                        /* borrowed: passed to release_fn (a pool, a mapping) */
     void *ready;                        /* borrowed: device event that completes the last
-                                           write; NULL means the bytes are ready now. Unused
-                                           until device lanes exist. */
+                                           write; NULL means the bytes are ready now. Unused:
+                                           CUDA storages track readiness in their owner (a
+                                           kiln__cuda_block_t, engine/cuda/cuda_rt.h). */
 } kiln__storage_t;
 
 struct kiln_tensor {

@@ -25,7 +25,10 @@
  *    written.
  *  - dtypes: computation is float32. `out` must be F32 unless the op says otherwise.
  *    Float inputs may be F32, F16, BF16 or F64: anything but F32 is converted to F32
- *    on entry (exactly for F16/BF16 weights, at the cost of a temporary copy).
+ *    on entry (exactly for F16/BF16 weights, at the cost of a temporary copy). On a CUDA
+ *    device `out` may also be F16 or BF16 (computation stays float32, rounded once on
+ *    store), and GEMMs whose inputs are both F16 (or both BF16) run on tensor cores with
+ *    float32 accumulation.
  *  - Layout: inputs may be strided views (permuted, sliced, transposed). `out` may be a
  *    strided view for the elementwise and data-movement ops; the others need a contiguous
  *    `out` (KILN_EINVAL otherwise). The elementwise ops (add ... quick_gelu, not geglu),
@@ -34,7 +37,9 @@
  *    input is refused.
  *  - lane: NULL runs the op on the calling thread. A CPU lane also runs it synchronously
  *    on the calling thread (its worker); a device lane enqueues it on the lane's stream.
- *    The lane's device must be the tensors' device.
+ *    The lane's device must be the tensors' device. NULL with device tensors enqueues on
+ *    the calling CUDA lane worker's stream, or, from any other thread, runs on the
+ *    device's lane-less stream and waits for the result.
  *  - Threads: an op may be called from any thread; calls that write the same `out` race.
  *
  * Node packs (compiled with KILN_PLUGIN) reach these functions through the host table:

@@ -171,6 +171,33 @@ KILN_API int kiln_tensor_to_dtype(const kiln_tensor_t *t, kiln_dtype_t dtype,
  * their elements must not overlap. Errors: KILN_EINVAL (shapes differ, dst read-only),
  * KILN_EUNSUPPORTED, KILN_ERANGE (dst then holds a partial copy). */
 KILN_API int kiln_tensor_copy(kiln_tensor_t *dst, const kiln_tensor_t *src);
+
+/* ---- devices ----------------------------------------------------------------------------
+ * CUDA devices get ids 1..kiln_device_count() (id d is CUDA device d - 1). A device
+ * tensor's kiln_tensor_data() is NULL; its elements are reached through the ops (which
+ * run on the device holding their tensors) and the copies below. Device work is queued
+ * on the calling thread's stream: a CUDA lane's own, or else the device's lane-less
+ * stream; work on different streams that shares a tensor is ordered by the runtime. */
+
+/* Number of usable CUDA devices: 0 without the CUDA backend or without a GPU. */
+KILN_API int kiln_device_count(void);
+
+/* A new contiguous, zero-filled tensor on `device` (KILN_DEVICE_CPU: kiln_tensor_new).
+ * On success *out holds the caller's reference. Errors: KILN_EINVAL (bad shape, unknown
+ * device), KILN_EDEVICE_OOM, KILN_EDEVICE, KILN_ENOMEM. */
+KILN_API int kiln_tensor_new_on(int device, kiln_dtype_t dtype, int ndim, const int64_t *shape,
+                                kiln_tensor_t **out);
+
+/* A new contiguous tensor on `device` with t's dtype, shape and elements; t may be any
+ * view on any device (host to host makes a plain copy). A host result is complete when
+ * this returns; a device result is ordered before later work of the calling thread on
+ * that device (host bytes go through pinned staging buffers, so t may change or go as
+ * soon as this returns). Errors: as kiln_tensor_new_on. */
+KILN_API int kiln_tensor_to_device(const kiln_tensor_t *t, int device, kiln_tensor_t **out);
+
+/* Waits on the host until every write queued to t's storage is done (0 at once for host
+ * tensors). KILN_EDEVICE when the device reported a fault. */
+KILN_API int kiln_tensor_sync(const kiln_tensor_t *t);
 #endif
 
 #ifdef __cplusplus
