@@ -5,14 +5,24 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build build-asan run test test-plain test-asan bench clean
+.PHONY: all setup web build build-asan run test test-plain test-asan bench clean
 
 all: build
 
 setup:
 	@bash tools/setup.sh
 
-build: setup
+# The browser editor: npm ci with the committed lockfile, then a Vite build into web/dist,
+# which `kiln serve` serves. Rebuilt only when its sources change.
+WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json \
+                 web/vite.config.js -type f 2>/dev/null)
+web/dist/index.html: $(WEB_SOURCES) | setup
+	cd web && npm ci --no-audit --no-fund && npm run build
+	@touch $@
+
+web: web/dist/index.html
+
+build: setup web
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
@@ -20,9 +30,17 @@ build-asan: setup
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_CUDA=OFF $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# The main job: run the example workflow headless; images land in output/.
+# The main job: txt2img on a random-weight tiny SD1.x model, headless, no download. The
+# model and a demo byte-level tokenizer are generated under demo/ the first time; the image
+# lands in demo/output/. Real checkpoints and the real CLIP tokenizer: see docs/sd15.md.
 run: build
-	./$(BUILD)/kiln run workflows/invert_api.json --output-directory output
+	@test -f demo/models/checkpoints/kiln-demo-tiny.safetensors || \
+	    ./$(BUILD)/make_checkpoint --tiny --seed 1 \
+	    -o demo/models/checkpoints/kiln-demo-tiny.safetensors
+	@test -f demo/models/tokenizers/clip/vocab.json -a \
+	    -f demo/models/tokenizers/clip/merges.txt || \
+	    ./$(BUILD)/make_checkpoint --tokenizer demo/models/tokenizers/clip
+	./$(BUILD)/kiln run workflows/demo_txt2img_api.json --base-directory demo
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE gpu

@@ -36,12 +36,15 @@ bundle() {
     for f in "$ROOT"/tests/gpu/test_*.c "$ROOT"/tools/bench/bench_gpu*.c; do
         [ -e "$f" ] && targets="$targets $(basename "${f%.c}")"
     done
-    cmake --build "$BUILD" -j2 --target $targets
+    # the CLI (target kiln_cli, file kiln) for the fixture workflow and the end-to-end
+    # benchmark, and make_checkpoint for its full-size random checkpoint
+    cmake --build "$BUILD" -j2 --target $targets kiln_cli make_checkpoint
     rm -rf "$CARRY"
     mkdir -p "$CARRY/bin" "$CARRY/lib" "$CARRY/shared/fixtures"
-    for exe in $targets; do
+    for exe in $targets kiln make_checkpoint; do
         strip -o "$CARRY/bin/$exe" "$BUILD/$exe"
     done
+    targets="$targets kiln make_checkpoint"
     # the shared libraries the GPU machine's image lacks (whatever ldd resolves outside CUDA
     # and the C runtime)
     for exe in $targets; do ldd "$BUILD/$exe"; done | awk '/=> \// {print $3}' | sort -u |
@@ -50,7 +53,9 @@ bundle() {
     local fix=$ROOT/../shared/fixtures/sd15-tiny
     if [ -d "$fix" ]; then
         mkdir -p "$CARRY/shared/fixtures/sd15-tiny"
-        cp "$fix"/checkpoint.safetensors "$CARRY/shared/fixtures/sd15-tiny/"
+        cp "$fix"/checkpoint.safetensors "$fix"/workflow_api.json "$fix"/euler_normal.png \
+            "$CARRY/shared/fixtures/sd15-tiny/"
+        cp -r "$ROOT/../shared/fixtures/clip-tokenizer" "$CARRY/shared/fixtures/"
     fi
     du -sh "$CARRY"
 }

@@ -15,6 +15,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The node whose "done in" line is due: a node's time runs from its `executing` event to
+ * the next one or to the prompt's end. Kept here rather than in kiln_cli_progress_t, whose
+ * header this feature leaves alone; `kiln run` prints one prompt at a time. */
+static struct {
+    const kiln_cli_progress_t *owner;   /* NULL: no node running */
+    char node[64], type[128];
+} running;
+
 void kiln_cli_progress_init(kiln_cli_progress_t *p, FILE *out, bool json)
 {
     memset(p, 0, sizeof *p);
@@ -22,6 +30,7 @@ void kiln_cli_progress_init(kiln_cli_progress_t *p, FILE *out, bool json)
     p->json = json;
     p->tty = !json && isatty(fileno(out));
     p->t_start = now_s();
+    running.owner = NULL;
 }
 
 static void end_bar(kiln_cli_progress_t *p)
@@ -30,6 +39,26 @@ static void end_bar(kiln_cli_progress_t *p)
         fputc('\n', p->out);
         p->bar_open = false;
     }
+}
+
+static void node_done(kiln_cli_progress_t *p)
+{
+    if (running.owner != p)
+        return;
+    running.owner = NULL;
+    if (p->json)
+        return;
+    end_bar(p);
+    fprintf(p->out, "  node %s (%s) done in %.3f s\n", running.node, running.type,
+            now_s() - p->t_node);
+}
+
+static void node_started(kiln_cli_progress_t *p, const kiln_event_t *ev)
+{
+    node_done(p);
+    running.owner = p;
+    snprintf(running.node, sizeof running.node, "%s", ev->node ? ev->node : "?");
+    snprintf(running.type, sizeof running.type, "%s", ev->node_type ? ev->node_type : "?");
 }
 
 static void draw_bar(kiln_cli_progress_t *p, const kiln_event_t *ev)
@@ -104,6 +133,7 @@ void kiln_cli_progress_event(void *ud, const kiln_event_t *ev)
             fprintf(p->out, "cached: %zu node%s\n", ev->n_cached, ev->n_cached == 1 ? "" : "s");
         break;
     case KILN_EVENT_EXECUTING:
+        node_started(p, ev);
         p->executed++;
         p->t_node = now_s();
         if (!p->json) {
@@ -123,16 +153,19 @@ void kiln_cli_progress_event(void *ud, const kiln_event_t *ev)
         }
         break;
     case KILN_EVENT_EXECUTION_ERROR:
+        node_done(p);
         end_bar(p);
         if (!p->json)
             report_error(p, ev);
         break;
     case KILN_EVENT_EXECUTION_INTERRUPTED:
+        node_done(p);
         end_bar(p);
         if (!p->json)
             fprintf(p->out, "interrupted in node %s\n", ev->node ? ev->node : "?");
         break;
     case KILN_EVENT_EXECUTION_SUCCESS:
+        node_done(p);
         end_bar(p);
         if (!p->json)
             fprintf(p->out, "done: %d executed, %zu cached, %.3f s\n", p->executed, p->cached,

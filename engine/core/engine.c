@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "core/engine_int.h"
+#ifdef KILN_HAVE_CUDA
+#include "cuda/cuda_rt.h"
+#endif
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -165,6 +168,16 @@ static int engine_parts(kiln_engine_t *e, const kiln_engine_options_t *o)
     rc = kiln__lanes_new(cpu_lane_count(o->cpu_lanes), &e->lanes);
     if (rc != 0)
         return rc;
+#ifdef KILN_HAVE_CUDA
+    /* One lane per GPU, next to the CPU pool; none (and no error) without a GPU. */
+    if (kiln__cuda_device_count() > 0) {
+        rc = kiln__cuda_lanes_add(e->lanes, 1);
+        if (rc < 0) {
+            kiln_logf(KILN_LOG_ERROR, "CUDA lanes: %s", kiln_strerror(rc));
+            return rc;
+        }
+    }
+#endif
     rc = kiln__affinity_new(o->affinity, e->lanes, &e->affinity, err, sizeof err);
     if (rc != 0) {
         kiln_logf(KILN_LOG_ERROR, "affinity: %s", err);

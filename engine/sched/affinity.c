@@ -1,4 +1,5 @@
-/* Affinity policies: `single` (the CPU pool for everything) and `rules` read from a config
+/* Affinity policies: `single` (GPU-capable nodes on the first GPU lane, the rest on the
+ * CPU pool) and `rules` read from a config
  * file, plus the per-node "_meta": {"lane": ...} override of a prompt. The grammar and the
  * precedence are described in affinity.h. */
 #include "sched/affinity.h"
@@ -324,8 +325,12 @@ int kiln__affinity_pick(const kiln__affinity_t *a, const kiln__graph_node_t *nod
         }
         return 0;
     }
-    if (!a->is_rules)
+    if (!a->is_rules) {
+        /* single: GPU-capable nodes on the first GPU lane, everything else on the pool */
+        if (node->cls && (node->cls->def.flags & KILN_NODE_GPU))
+            *lane = kiln__lanes_first_device(lanes);
         return 0;
+    }
     rule_t *r = kiln__strmap_get(a->by_node, node->id);
     if (!r && node->class_type)
         r = kiln__strmap_get(a->by_class, node->class_type);

@@ -2,9 +2,12 @@
  *
  * `single` (the default) puts every node on one device. For the CPU that device is the
  * pool of CPU worker lanes, so a node goes to whichever CPU lane is least loaded when it
- * becomes ready, and independent branches overlap across the pool. Once a GPU backend
- * adds lanes, `single` means one GPU (device 0) for GPU work, with CPU-only work (file I/O,
- * PNG encoding) still on the CPU pool.
+ * becomes ready, and independent branches overlap across the pool. When the engine has
+ * GPU lanes (a CUDA build on a machine with a GPU), a node whose definition carries
+ * KILN_NODE_GPU (node.h: the SD loader, text encoder, samplers, VAE and latent nodes) goes
+ * to the first GPU lane ("cuda:0:0"), so all model work shares one stream and the weights
+ * the loader placed on that GPU; nodes without the flag (file I/O, PNG encoding, image
+ * ops) stay on the CPU pool. Without GPU lanes the flag changes nothing.
  *
  * `rules` come from a config file, one rule per line, `#` starting a comment:
  *

@@ -175,3 +175,16 @@ int kiln__lane_load(const kiln_lane_t *lane)
 {
     return atomic_load(&lane->load);
 }
+
+int kiln_lane_device(const kiln_lane_t *lane)
+{
+    return lane ? lane->device : KILN_DEVICE_CPU;
+}
+
+kiln_lane_t *kiln__lanes_first_device(const kiln__lanes_t *ls)
+{
+    for (size_t i = ls ? ls->n_cpu : 0; ls && i < ls->n; i++)
+        if (ls->lanes[i]->device != KILN_DEVICE_CPU)
+            return ls->lanes[i];
+    return NULL;
+}

@@ -77,6 +77,9 @@ kiln_lane_t *kiln__lanes_least_loaded_cpu(const kiln__lanes_t *ls);
  * before it. Any thread. */
 void kiln__lane_submit(kiln_lane_t *lane, kiln__lane_job_t *job);
 
+/* The first lane on an accelerator (in the order added), or NULL when there is none. */
+kiln_lane_t *kiln__lanes_first_device(const kiln__lanes_t *ls);
+
 /* Jobs queued or running on the lane now. Any thread. */
 int kiln__lane_load(const kiln_lane_t *lane);
 

@@ -142,7 +142,12 @@ enum {
     KILN_NODE_INPUT_IS_LIST = 1u << 2,  /* execute once with whole lists */
     KILN_NODE_BATCHABLE = 1u << 3,      /* instances from several prompts may be merged */
     KILN_NODE_DEPRECATED = 1u << 4,
-    KILN_NODE_EXPERIMENTAL = 1u << 5
+    KILN_NODE_EXPERIMENTAL = 1u << 5,
+    /* (since 1.1) the node's work runs well on an accelerator: the `single` affinity
+     * policy sends it to the first GPU lane when the engine has one (CPU lanes otherwise).
+     * Such a node must accept host inputs and produce outputs that other nodes can read
+     * (see tensor_to_device below); nodes without the flag always run on CPU lanes. */
+    KILN_NODE_GPU = 1u << 6
 };
 
 typedef struct kiln_node_def {
@@ -293,10 +298,25 @@ typedef enum kiln_log_level {
        kiln_tensor_t **out), (t, dtype, out))                                              \
     XX(int, tensor_copy, (kiln_tensor_t *dst, const kiln_tensor_t *src), (dst, src))
 
-/* The whole table: the entries above, then the op library (ops.h) and weight files
- * (weights.h). */
-#define KILN_HOST_API_ALL(XX) \
-    KILN_HOST_API_MAP(XX) KILN_OPS_API_MAP(XX) KILN_WEIGHTS_API_MAP(XX)
+/* since 1.1: devices (see tensor.h). These follow the op and weights entries in the table
+ * so that every 1.0 entry keeps its offset; a pack calls them only after
+ * KILN_API_HAS(kiln_host, tensor_new_on). */
+#define KILN_HOST_API_DEVICE_MAP(XX)                                                       \
+    XX(int, tensor_new_on, (int device, kiln_dtype_t dtype, int ndim, const int64_t *shape, \
+       kiln_tensor_t **out), (device, dtype, ndim, shape, out))                            \
+    XX(int, tensor_to_device, (const kiln_tensor_t *t, int device, kiln_tensor_t **out),   \
+       (t, device, out))                                                                   \
+    XX(int, tensor_sync, (const kiln_tensor_t *t), (t))                                    \
+    XX(int, device_count, (void), ())                                                      \
+    /* the device a lane issues work to: KILN_DEVICE_CPU (0) for CPU lanes and NULL, an    \
+     * accelerator id 1..device_count() for GPU lanes */                                   \
+    XX(int, lane_device, (const kiln_lane_t *lane), (lane))
+
+/* The whole table: the entries above, then the op library (ops.h), weight files
+ * (weights.h) and the 1.1 device entries. */
+#define KILN_HOST_API_ALL(XX)                                                              \
+    KILN_HOST_API_MAP(XX) KILN_OPS_API_MAP(XX) KILN_WEIGHTS_API_MAP(XX)                    \
+    KILN_HOST_API_DEVICE_MAP(XX)
 
 typedef struct kiln_host_api {
     uint32_t size;          /* sizeof(kiln_host_api_t) in the host */
@@ -347,6 +367,8 @@ KILN_HOST_API_ALL(KILN_HOST_API_WRAPPER_)
 #define KILN_HOST_API_DECL_(ret, name, params, args) KILN_API ret kiln_##name params;
 KILN_HOST_API_MAP(KILN_HOST_API_DECL_)
 #undef KILN_HOST_API_DECL_
+/* The device a lane issues work to (the 1.1 entries' others are declared in tensor.h). */
+KILN_API int kiln_lane_device(const kiln_lane_t *lane);
 #endif
 
 /* printf-style kiln_call_fail(). */

@@ -44,6 +44,34 @@ static float *convert_to_f32(const void *src, kiln_dtype_t dtype, int64_t n)
     return out;
 }
 
+/* An image on an accelerator: a float32 host copy in img->owned (the one place these
+ * nodes read pixels, so they work unchanged after GPU nodes). */
+static int device_image(kiln_call_t *call, const char *name, const kiln_tensor_t *t,
+                        kiln__core_image_t *img)
+{
+    kiln_tensor_t *h = NULL;
+    if (!KILN_API_HAS(KILN_HOST_SYMBOL, tensor_to_device) ||
+        kiln_tensor_to_device(t, KILN_DEVICE_CPU, &h) != 0)
+        return kiln_call_failf(call, "input '%s' cannot be copied to host memory", name);
+    kiln_dtype_t dtype = kiln_tensor_dtype(h);
+    int64_t n = kiln_tensor_numel(h);
+    if (dtype == KILN_DTYPE_F32) {
+        img->owned = kiln_malloc((size_t)n * sizeof *img->owned);
+        if (img->owned)
+            memcpy(img->owned, kiln_tensor_data(h), (size_t)n * sizeof *img->owned);
+    } else if (dtype == KILN_DTYPE_F16 || dtype == KILN_DTYPE_BF16 || dtype == KILN_DTYPE_F64) {
+        img->owned = convert_to_f32(kiln_tensor_data(h), dtype, n);
+    } else {
+        kiln_tensor_release(h);
+        return kiln_call_failf(call, "input '%s' must be a float tensor", name);
+    }
+    kiln_tensor_release(h);
+    if (!img->owned)
+        return kiln_call_fail(call, "out of memory");
+    img->data = img->owned;
+    return 0;
+}
+
 int kiln__core_input_image(kiln_call_t *call, const char *name, kiln__core_image_t *img)
 {
     memset(img, 0, sizeof *img);
@@ -63,7 +91,7 @@ int kiln__core_input_image(kiln_call_t *call, const char *name, kiln__core_image
         return kiln_call_failf(call, "input '%s' is an empty image", name);
     const void *data = kiln_tensor_data(t);
     if (!data)
-        return kiln_call_failf(call, "input '%s' is not in host memory", name);
+        return device_image(call, name, t, img);
     kiln_dtype_t dtype = kiln_tensor_dtype(t);
     if (dtype == KILN_DTYPE_F32) {
         img->data = data;

@@ -63,7 +63,7 @@ static int fetch(loader_t *l, const char *name, int ndim, const int64_t *want, k
         ok = want[i] < 0 || want[i] == shape[i];
     if (!ok)
         return fail(l, KILN_EPARSE, "text encoder tensor %s has an unexpected shape", full);
-    int rc = kiln_weights_get(l->w, full, KILN_DTYPE_F32, out);
+    int rc = sd_weight_get(l->w, full, KILN_DTYPE_F32, out);
     if (rc != 0)
         return fail(l, rc, "text encoder tensor %s: %s", full, kiln_strerror(rc));
     return 0;
@@ -210,6 +210,7 @@ int sd_clip_load(kiln_weights_t *w, const char *prefix, int heads, sd_clip_t **o
     if (!c)
         return KILN_ENOMEM;
     memset(c, 0, sizeof *c);
+    c->dev = sd_dev_current(); /* the weights below are placed there */
     int rc = read_config(&l, heads, c);
     if (rc == 0)
         rc = load_all(&l, c);

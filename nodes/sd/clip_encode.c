@@ -39,19 +39,23 @@ static int work_init(clip_work_t *w, const sd_clip_t *c, int64_t b, int64_t l)
     const int64_t blc[3] = {b, l, w->c};
     kiln_tensor_t **bufs[] = {&w->x, &w->n, &w->q, &w->k, &w->v, &w->a};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        *bufs[i] = kiln_tensor_new(KILN_DTYPE_F32, 3, blc);
-    w->f = kiln_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, l, c->inner});
-    w->s = kiln_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, w->h, l, l});
-    w->o = kiln_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, w->h, l, w->d});
-    w->mask = kiln_tensor_new(KILN_DTYPE_F32, 2, (const int64_t[]){l, l});
+        *bufs[i] = sd_tensor_new(KILN_DTYPE_F32, 3, blc);
+    w->f = sd_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, l, c->inner});
+    w->s = sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, w->h, l, l});
+    w->o = sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, w->h, l, w->d});
+    /* The causal mask is written on the host, then moved to the model's device. */
+    kiln_tensor_t *mask = kiln_tensor_new(KILN_DTYPE_F32, 2, (const int64_t[]){l, l}); // [L, L]
+    float *m = mask ? kiln_tensor_data(mask) : NULL;
+    for (int64_t i = 0; m && i < l; i++)
+        for (int64_t j = 0; j < l; j++)
+            m[i * l + j] = j > i ? -INFINITY : 0.0f;
+    if (m)
+        sd_to_dev(NULL, mask, &w->mask);
+    kiln_tensor_release(mask);
     if (!w->x || !w->n || !w->q || !w->k || !w->v || !w->a || !w->f || !w->s || !w->o || !w->mask) {
         work_free(w);
         return KILN_ENOMEM;
     }
-    float *m = kiln_tensor_data(w->mask);
-    for (int64_t i = 0; i < l; i++)
-        for (int64_t j = 0; j < l; j++)
-            m[i * l + j] = j > i ? -INFINITY : 0.0f;
     return 0;
 }
 
@@ -132,7 +136,7 @@ static int final_norm(const sd_clip_t *c, kiln_lane_t *lane, const kiln_tensor_t
                       kiln_tensor_t **out)
 {
     int64_t shape[3] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), c->width};
-    *out = kiln_tensor_new(KILN_DTYPE_F32, 3, shape);
+    *out = sd_tensor_new(KILN_DTYPE_F32, 3, shape);
     if (!*out)
         return KILN_ENOMEM;
     int rc = kiln_op_layer_norm(lane, *out, x, c->final_w, c->final_b, CLIP_LN_EPS);
@@ -150,12 +154,15 @@ static int forward(const sd_clip_t *c, kiln_lane_t *lane, const kiln_tensor_t *i
                    kiln_tensor_t **last, kiln_tensor_t **inter)
 {
     clip_work_t w;
-    kiln_tensor_t *pos = NULL;
+    kiln_tensor_t *pos = NULL, *ids_d = NULL;
     int64_t b = kiln_tensor_dim(ids, 0), l = kiln_tensor_dim(ids, 1);
     int rc = work_init(&w, c, b, l);
     if (rc != 0)
         return rc;
-    rc = kiln_op_embedding(lane, w.x, c->tok_emb, ids); // [B, L, C]
+    rc = sd_to_dev(lane, ids, &ids_d); /* the token ids, written on the host */
+    if (rc == 0)
+        rc = kiln_op_embedding(lane, w.x, c->tok_emb, ids_d); // [B, L, C]
+    kiln_tensor_release(ids_d);
     if (rc == 0)
         rc = kiln_tensor_slice(c->pos_emb, 0, 0, l, &pos); // [L, C]
     if (rc == 0)
@@ -234,7 +241,7 @@ static int take_rows(kiln_lane_t *lane, const kiln_tensor_t *x, int64_t start, i
     kiln_tensor_t *v = NULL;
     int rc = kiln_tensor_view(x, 3, shape, NULL, start * cw, &v);
     if (rc == 0) {
-        *out = kiln_tensor_new(KILN_DTYPE_F32, 3, shape);
+        *out = sd_tensor_new(KILN_DTYPE_F32, 3, shape);
         rc = *out ? kiln_op_contiguous(lane, *out, v) : KILN_ENOMEM;
     }
     kiln_tensor_release(v);
@@ -267,15 +274,11 @@ static int check_args(const sd_clip_t *c, const sd_token_chunks_t *ch, int stop_
     return ch->n_chunks > CLIP_MAX_CHUNKS ? KILN_ELIMIT : 0;
 }
 
-int sd_clip_encode(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_t *chunks,
-                   int stop_at_layer, kiln_tensor_t **cond, kiln_tensor_t **pooled)
+/* sd_clip_encode on the current target device; the results stay there. */
+static int encode_here(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_t *chunks,
+                       int stop_at_layer, kiln_tensor_t **cond, kiln_tensor_t **pooled)
 {
-    if (!cond || !pooled)
-        return KILN_EINVAL;
-    *cond = *pooled = NULL;
-    int rc = check_args(c, chunks, stop_at_layer);
-    if (rc != 0)
-        return rc;
+    int rc = 0;
     int64_t sections = (int64_t)chunks->n_chunks;
     int has_weights = 0;
     for (int64_t i = 0; chunks->weights && i < sections * SD_CLIP_CHUNK; i++)
@@ -307,5 +310,32 @@ int sd_clip_encode(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_
     kiln_tensor_release(ids);
     kiln_tensor_release(last);
     kiln_tensor_release(inter);
+    return rc;
+}
+
+int sd_clip_encode(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_t *chunks,
+                   int stop_at_layer, kiln_tensor_t **cond, kiln_tensor_t **pooled)
+{
+    if (!cond || !pooled)
+        return KILN_EINVAL;
+    *cond = *pooled = NULL;
+    int rc = check_args(c, chunks, stop_at_layer);
+    if (rc != 0 || c->dev.device == KILN_DEVICE_CPU)
+        return rc != 0 ? rc : encode_here(c, lane, chunks, stop_at_layer, cond, pooled);
+    /* On a GPU: encode there, hand back host float32 results (CONDITIONING is host data). */
+    sd_dev_t prev = sd_dev_enter(c->dev);
+    kiln_tensor_t *dc = NULL, *dp = NULL;
+    rc = encode_here(c, sd_dev_lane(lane), chunks, stop_at_layer, &dc, &dp);
+    if (rc == 0)
+        rc = sd_to_host_f32(dc, cond);
+    if (rc == 0)
+        rc = sd_to_host_f32(dp, pooled);
+    if (rc != 0) {
+        kiln_tensor_release(*cond);
+        *cond = NULL;
+    }
+    kiln_tensor_release(dc);
+    kiln_tensor_release(dp);
+    sd_dev_leave(prev);
     return rc;
 }

@@ -4,6 +4,7 @@
 #define SD_CLIP_INT_H
 
 #include "clip.h"
+#include "sd_device.h"
 
 /* SD1ClipModel's special tokens: start, end, and padding (which repeats the end token). */
 #define CLIP_START_ID 49406
@@ -25,6 +26,7 @@ typedef struct clip_layer {
 #define CLIP_LAYER_TENSORS ((int)(sizeof(clip_layer_t) / sizeof(kiln_tensor_t *)))
 
 struct sd_clip {
+    sd_dev_t dev; /* where the weights live, and the compute dtype there */
     int width, heads, n_layers, n_pos, inner;
     kiln_tensor_t *tok_emb;           /* owned: [V, C] */
     kiln_tensor_t *pos_emb;           /* owned: [P, C] */

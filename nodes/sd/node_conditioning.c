@@ -68,6 +68,7 @@ static const kiln_output_def_t encode_output[] = {
 
 const kiln_node_def_t sd_node_clip_text_encode = {
     KILN_NODE_DEF_INIT, .name = "CLIPTextEncode", .display_name = "CLIP Text Encode (Prompt)",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "conditioning",
     .description = "Encodes a text prompt using a CLIP model into an embedding that can be "
                    "used to guide the diffusion model towards generating specific images.",

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "sd_device.h"
 #include "noise.h"
 #include "sampling.h"
 #include "schedules.h"
@@ -21,19 +22,8 @@
 static const char *const add_noise_options[] = {"enable", "disable", NULL};
 static const char *const leftover_options[] = {"disable", "enable", NULL};
 
-/* The inputs common_ksampler takes. */
-typedef struct ks_args {
-    sd_model_obj_t *model;
-    uint64_t seed;
-    int64_t steps;
-    double cfg, denoise;
-    char sampler[64], scheduler[64];
-    const sd_cond_t *positive, *negative;
-    const sd_latent_t *latent;
-    int add_noise;
-    int start_step, last_step;      /* -1: not given */
-    int force_full_denoise;
-} ks_args_t;
+/* The inputs common_ksampler takes (sd_types.h shares the struct with HiresFix). */
+typedef sd_ksampler_args_t ks_args_t;
 
 /* One sampling run: what the sampler's callbacks see. */
 typedef struct ks_run {
@@ -117,7 +107,7 @@ static int make_mask(kiln_call_t *call, const kiln_tensor_t *mask, const kiln_te
     kiln_tensor_t *small = sd_new_f32_4d(call, bm, 1, h, w);    // [Bm, 1, h, w]
     if (!small)
         return KILN_ENODE;
-    int rc = kiln_op_interpolate(kiln_call_lane(call), small, mask, KILN_INTERP_MODE_BILINEAR);
+    int rc = kiln_op_interpolate(sd_dev_lane(kiln_call_lane(call)), small, mask, KILN_INTERP_MODE_BILINEAR);
     *out = rc ? NULL : kiln_malloc((size_t)(b * c * h * w) * sizeof **out);
     if (*out) {
         const float *src = kiln_tensor_data(small);
@@ -205,8 +195,9 @@ static int sample(kiln_call_t *call, const ks_args_t *a, ks_bufs_t *b, size_t n,
     return rc;
 }
 
-static int common_ksampler(kiln_call_t *call, const ks_args_t *a)
+int sd_ksampler_sample(kiln_call_t *call, const sd_ksampler_args_t *a, sd_latent_t **out)
 {
+    *out = NULL;
     const kiln_tensor_t *s = a->latent->samples;
     const sd_unet_config_t *uc = sd_unet_config(a->model->unet);
     if (kiln_tensor_dim(s, 1) != uc->in_channels)
@@ -217,31 +208,41 @@ static int common_ksampler(kiln_call_t *call, const ks_args_t *a)
     ks_bufs_t b = {0};
     size_t n_sig = 0, n = (size_t)kiln_tensor_numel(s);
     int rc = make_sigmas(call, a, &b.sig, &n_sig);
-    if (rc)
-        return rc;
-    if (n_sig == 0) {
-        /* Nothing to sample: the latent goes through unchanged. */
+    if (rc || n_sig == 0) {
+        /* n_sig 0: nothing to sample, the latent goes through unchanged. */
         bufs_free(&b);
-        const kiln_value_t *v = kiln_call_input(call, "latent_image");
-        kiln_value_retain(v);
-        return kiln_call_set_output(call, 0, (kiln_value_t *)v);
+        return rc;
     }
     rc = prepare(call, a, &b, n);
     if (!rc)
         rc = sample(call, a, &b, n, n_sig);
-    kiln_tensor_t *out = NULL;
+    kiln_tensor_t *t = NULL;
     if (!rc) {
-        out = sd_new_f32_4d(call, kiln_tensor_dim(s, 0), kiln_tensor_dim(s, 1),
-                            kiln_tensor_dim(s, 2), kiln_tensor_dim(s, 3));   // [B, C, h, w]
-        rc = out ? 0 : KILN_ENODE;
+        t = sd_new_f32_4d(call, kiln_tensor_dim(s, 0), kiln_tensor_dim(s, 1),
+                          kiln_tensor_dim(s, 2), kiln_tensor_dim(s, 3));     // [B, C, h, w]
+        rc = t ? 0 : KILN_ENODE;
     }
     if (!rc)
-        sd_latent_process_out(b.x, kiln_tensor_data(out), n);
+        sd_latent_process_out(b.x, kiln_tensor_data(t), n);
     bufs_free(&b);
     if (rc)
         return rc;
-    sd_latent_t *l = sd_latent_new(out, a->latent);
-    kiln_tensor_release(out);
+    *out = sd_latent_new(t, a->latent);
+    kiln_tensor_release(t);
+    return *out ? 0 : kiln_call_fail(call, "out of memory");
+}
+
+static int common_ksampler(kiln_call_t *call, const ks_args_t *a)
+{
+    sd_latent_t *l = NULL;
+    int rc = sd_ksampler_sample(call, a, &l);
+    if (rc)
+        return rc;
+    if (!l) {
+        const kiln_value_t *v = kiln_call_input(call, "latent_image");
+        kiln_value_retain(v);
+        return kiln_call_set_output(call, 0, (kiln_value_t *)v);
+    }
     return sd_set_output(call, 0, sd_value_latent(l));
 }
 
@@ -376,6 +377,7 @@ static const kiln_output_def_t ksampler_output[] = {
 
 const kiln_node_def_t sd_node_ksampler = {
     KILN_NODE_DEF_INIT, .name = "KSampler", .display_name = "KSampler", .category = "sampling",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .description = "Uses the provided model, positive and negative conditioning to denoise "
                    "the latent image.",
     .inputs = ksampler_inputs, .outputs = ksampler_output, .execute = ksampler_execute};
@@ -403,5 +405,6 @@ static const kiln_output_def_t advanced_output[] = {
 
 const kiln_node_def_t sd_node_ksampler_advanced = {
     KILN_NODE_DEF_INIT, .name = "KSamplerAdvanced", .display_name = "KSampler (Advanced)",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "sampling", .inputs = advanced_inputs, .outputs = advanced_output,
     .execute = ksampler_advanced_execute};

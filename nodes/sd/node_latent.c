@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "sd_device.h"
 #include "sd_types.h"
 
 /* ---- EmptyLatentImage -------------------------------------------------------------------- */
@@ -49,6 +50,7 @@ static const kiln_output_def_t empty_output[] = {
 
 const kiln_node_def_t sd_node_empty_latent_image = {
     KILN_NODE_DEF_INIT, .name = "EmptyLatentImage", .display_name = "Empty Latent Image",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "latent",
     .description = "Create a new batch of empty latent images to be denoised via sampling.",
     .inputs = empty_inputs, .outputs = empty_output, .execute = empty_execute};
@@ -142,7 +144,7 @@ static int resample(kiln_call_t *call, const char *method, const kiln_tensor_t *
     if (strcmp(method, "nearest-exact") == 0 || strcmp(method, "bilinear") == 0) {
         kiln_interp_mode_t mode = method[0] == 'n' ? KILN_INTERP_MODE_NEAREST_EXACT
                                                    : KILN_INTERP_MODE_BILINEAR;
-        int rc = kiln_op_interpolate(kiln_call_lane(call), out, src, mode);
+        int rc = kiln_op_interpolate(sd_dev_lane(kiln_call_lane(call)), out, src, mode);
         return rc ? kiln_call_failf(call, "latent resize failed (error %d)", rc) : 0;
     }
     if (strcmp(method, "area") != 0 && strcmp(method, "bicubic") != 0)
@@ -161,11 +163,10 @@ static int resample(kiln_call_t *call, const char *method, const kiln_tensor_t *
     return 0;
 }
 
-/* comfy.utils.common_upscale on a LATENT: the new LATENT [B, C, oh, ow] keeps the input's
- * noise_mask and batch_index. */
-static int upscale_latent(kiln_call_t *call, const sd_latent_t *in, const char *method,
-                          int64_t ow, int64_t oh, int center_crop)
+int sd_latent_upscale(kiln_call_t *call, const sd_latent_t *in, const char *method, int64_t ow,
+                      int64_t oh, int center_crop, sd_latent_t **out_latent)
 {
+    *out_latent = NULL;
     const kiln_tensor_t *s = in->samples;
     int64_t b = kiln_tensor_dim(s, 0), c = kiln_tensor_dim(s, 1);
     int64_t h = kiln_tensor_dim(s, 2), w = kiln_tensor_dim(s, 3);
@@ -194,9 +195,30 @@ static int upscale_latent(kiln_call_t *call, const sd_latent_t *in, const char *
         kiln_tensor_release(out);
         return rc;
     }
-    sd_latent_t *l = sd_latent_new(out, in);
+    *out_latent = sd_latent_new(out, in);
     kiln_tensor_release(out);
-    return sd_set_output(call, 0, sd_value_latent(l));
+    return *out_latent ? 0 : kiln_call_fail(call, "out of memory");
+}
+
+int sd_latent_upscale_by(kiln_call_t *call, const sd_latent_t *in, const char *method,
+                         double scale, sd_latent_t **out)
+{
+    *out = NULL;
+    if (!(scale > 0.0) || scale > 1e4)
+        return kiln_call_failf(call, "scale_by must be positive, got %g", scale);
+    /* Python's round(): half to even. */
+    int64_t w = (int64_t)nearbyint((double)kiln_tensor_dim(in->samples, 3) * scale);
+    int64_t h = (int64_t)nearbyint((double)kiln_tensor_dim(in->samples, 2) * scale);
+    return sd_latent_upscale(call, in, method, w, h, 0, out);
+}
+
+/* The new LATENT of sd_latent_upscale as output 0. */
+static int upscale_latent(kiln_call_t *call, const sd_latent_t *in, const char *method,
+                          int64_t ow, int64_t oh, int center_crop)
+{
+    sd_latent_t *l = NULL;
+    int rc = sd_latent_upscale(call, in, method, ow, oh, center_crop, &l);
+    return rc ? rc : sd_set_output(call, 0, sd_value_latent(l));
 }
 
 /* ---- LatentUpscale ----------------------------------------------------------------------- */
@@ -254,6 +276,7 @@ static const kiln_output_def_t latent_output[] = {
 
 const kiln_node_def_t sd_node_latent_upscale = {
     KILN_NODE_DEF_INIT, .name = "LatentUpscale", .display_name = "Upscale Latent",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "latent", .inputs = upscale_inputs, .outputs = latent_output,
     .execute = upscale_execute};
 
@@ -268,15 +291,12 @@ static int upscale_by_execute(kiln_call_t *call)
         rc = sd_input_float(call, "scale_by", &scale);
     if (rc)
         return rc;
-    if (!(scale > 0.0) || scale > 1e4)
-        return kiln_call_failf(call, "scale_by must be positive, got %g", scale);
     const sd_latent_t *in = sd_input_latent(call, "samples");
     if (!in)
         return KILN_ENODE;
-    /* Python's round(): half to even. */
-    int64_t w = (int64_t)nearbyint((double)kiln_tensor_dim(in->samples, 3) * scale);
-    int64_t h = (int64_t)nearbyint((double)kiln_tensor_dim(in->samples, 2) * scale);
-    return upscale_latent(call, in, method, w, h, 0);
+    sd_latent_t *l = NULL;
+    rc = sd_latent_upscale_by(call, in, method, scale, &l);
+    return rc ? rc : sd_set_output(call, 0, sd_value_latent(l));
 }
 
 static const kiln_input_def_t upscale_by_inputs[] = {
@@ -288,6 +308,7 @@ static const kiln_input_def_t upscale_by_inputs[] = {
 
 const kiln_node_def_t sd_node_latent_upscale_by = {
     KILN_NODE_DEF_INIT, .name = "LatentUpscaleBy", .display_name = "Upscale Latent By",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "latent", .inputs = upscale_by_inputs, .outputs = latent_output,
     .execute = upscale_by_execute};
 

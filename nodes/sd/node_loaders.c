@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sd_device.h"
 #include "sd_types.h"
 
 /* Tensor name prefixes of an SD 1.x single-file checkpoint. */
@@ -164,14 +165,20 @@ static int load_parts(kiln_call_t *call, loaded_t *l, sd_file_t *f)
 {
     char err[512] = "";
     kiln_weights_t *w = f->weights;
+    /* The weights go to the device of the lane this node runs on (a GPU lane: converted to
+     * KILN_CUDA_DTYPE and uploaded once) and stay resident in the model objects. */
+    sd_dev_t prev = sd_dev_enter(sd_dev_for_lane(kiln_call_lane(call)));
+    int rc = 0;
     if (sd_unet_load(w, UNET_PREFIX, 0, &l->model->unet, err, sizeof err) != 0)
-        return kiln_call_failf(call, "cannot load the UNet of %s: %s", f->path, err);
+        rc = kiln_call_failf(call, "cannot load the UNet of %s: %s", f->path, err);
     int heads = clip_heads_hint(f->path);
-    if (sd_clip_load(w, CLIP_PREFIX, heads, &l->clip->core->encoder, err, sizeof err) != 0)
-        return kiln_call_failf(call, "cannot load the text encoder of %s: %s", f->path, err);
-    if (sd_vae_load(w, VAE_PREFIX, &l->vae->vae, err, sizeof err) != 0)
-        return kiln_call_failf(call, "cannot load the VAE of %s: %s", f->path, err);
-    return 0;
+    if (rc == 0 &&
+        sd_clip_load(w, CLIP_PREFIX, heads, &l->clip->core->encoder, err, sizeof err) != 0)
+        rc = kiln_call_failf(call, "cannot load the text encoder of %s: %s", f->path, err);
+    if (rc == 0 && sd_vae_load(w, VAE_PREFIX, &l->vae->vae, err, sizeof err) != 0)
+        rc = kiln_call_failf(call, "cannot load the VAE of %s: %s", f->path, err);
+    sd_dev_leave(prev);
+    return rc;
 }
 
 static int checkpoint_execute(kiln_call_t *call)
@@ -250,6 +257,7 @@ static const kiln_output_def_t checkpoint_outputs[] = {
 
 const kiln_node_def_t sd_node_checkpoint_loader_simple = {
     KILN_NODE_DEF_INIT, .name = "CheckpointLoaderSimple", .display_name = "Load Checkpoint",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .category = "loaders",
     .description = "Loads a diffusion model checkpoint, diffusion models are used to denoise "
                    "latents.",

@@ -34,6 +34,7 @@ static const kiln_output_def_t decode_output[] = {
 
 const kiln_node_def_t sd_node_vae_decode = {
     KILN_NODE_DEF_INIT, .name = "VAEDecode", .display_name = "VAE Decode", .category = "latent",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .description = "Decodes latent images back into pixel space images.",
     .inputs = decode_inputs, .outputs = decode_output, .execute = decode_execute};
 
@@ -73,4 +74,5 @@ static const kiln_output_def_t encode_output[] = {
 
 const kiln_node_def_t sd_node_vae_encode = {
     KILN_NODE_DEF_INIT, .name = "VAEEncode", .display_name = "VAE Encode", .category = "latent",
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */
     .inputs = encode_inputs, .outputs = encode_output, .execute = encode_execute};

@@ -19,6 +19,9 @@ static const kiln_node_def_t *const nodes[] = {
     &sd_node_conditioning_combine,
     &sd_node_ksampler_advanced,
     &sd_node_set_latent_noise_mask,
+    &sd_node_vae_decode_tiled,
+    &sd_node_conditioning_zero_out,
+    &sd_node_hires_fix,          /* kiln's own: not in ComfyUI */
     NULL};
 
 int KILN_PLUGIN_ENTRY(const kiln_host_api_t *api, kiln_plugin_t *out)

@@ -204,6 +204,40 @@ int sd_guider_denoise(void *ud, const float *x, float sigma, float *denoised, si
 /* The message of the last failed UNet call ("" when none). Borrowed from g. */
 const char *sd_guider_error(const sd_guider_t *g);
 
+/* ---- shared node code paths (HiresFix reuses KSampler's and LatentUpscaleBy's) ----------- */
+
+/* The inputs of ComfyUI's common_ksampler. Pointers are borrowed for the call. */
+typedef struct sd_ksampler_args {
+    sd_model_obj_t *model;
+    uint64_t seed;
+    int64_t steps;                  /* 1..10000 */
+    double cfg, denoise;
+    char sampler[64], scheduler[64]; /* known names (sd_sampler_known, sd_scheduler_known) */
+    const sd_cond_t *positive, *negative;
+    const sd_latent_t *latent;
+    int add_noise;
+    int start_step, last_step;      /* -1: not given */
+    int force_full_denoise;
+} sd_ksampler_args_t;
+
+/* common_ksampler (node_ksampler.c): samples a->latent and sets *out to a new LATENT that
+ * keeps the input's noise_mask and batch_index. When the schedule has no step to take
+ * (denoise 0, a start past the end) it returns 0 with *out NULL: the latent is unchanged.
+ * Reports progress on call for every step; an interrupt returns KILN_EINTERRUPTED between
+ * steps. Other failures fail the call (KILN_ENODE with a message). */
+int sd_ksampler_sample(kiln_call_t *call, const sd_ksampler_args_t *a, sd_latent_t **out);
+
+/* comfy.utils.common_upscale on a LATENT (node_latent.c): *out is a new LATENT
+ * [B, C, oh, ow] resized with method (nearest-exact, bilinear, area or bicubic) after an
+ * optional centre crop, keeping in's noise_mask and batch_index. Fails the call on a bad
+ * size or method. */
+int sd_latent_upscale(kiln_call_t *call, const sd_latent_t *in, const char *method, int64_t ow,
+                      int64_t oh, int center_crop, sd_latent_t **out);
+
+/* LatentUpscaleBy's resize: both sides times scale, rounded half to even (Python round). */
+int sd_latent_upscale_by(kiln_call_t *call, const sd_latent_t *in, const char *method,
+                         double scale, sd_latent_t **out);
+
 /* ---- the node definitions (pack.c lists them) ------------------------------------------- */
 
 extern const kiln_node_def_t sd_node_checkpoint_loader_simple;
@@ -218,5 +252,8 @@ extern const kiln_node_def_t sd_node_ksampler;
 extern const kiln_node_def_t sd_node_ksampler_advanced;
 extern const kiln_node_def_t sd_node_vae_decode;
 extern const kiln_node_def_t sd_node_vae_encode;
+extern const kiln_node_def_t sd_node_conditioning_zero_out;
+extern const kiln_node_def_t sd_node_vae_decode_tiled;
+extern const kiln_node_def_t sd_node_hires_fix;
 
 #endif

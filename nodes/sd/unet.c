@@ -33,6 +33,7 @@ int sd_unet_load(kiln_weights_t *w, const char *prefix, int heads, sd_unet_t **o
     if (!u)
         return KILN_ENOMEM;
     memset(u, 0, sizeof *u);
+    u->dev = sd_dev_current(); /* the weights below are placed there */
     int rc = sd_unet_read(u, w, prefix, heads, err, err_size);
     if (rc != 0) {
         if (rc == KILN_ENOMEM && err[0] == '\0')
@@ -81,18 +82,22 @@ int sd_unet_time_embed(const sd_unet_t *u, kiln_lane_t *lane, const float *times
     if (!u || !timesteps || !out || n < 1)
         return KILN_EINVAL;
     *out = NULL;
-    kiln_tensor_t *t = kiln_tensor_new(KILN_DTYPE_F32, 1, &n); // [N]
+    kiln_tensor_t *t = kiln_tensor_new(KILN_DTYPE_F32, 1, &n); // [N], written on the host
     kiln_tensor_t *te =
-        kiln_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, u->cfg.model_channels}); // [N, mc]
+        sd_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, u->cfg.model_channels}); // [N, mc]
     kiln_tensor_t *h =
-        kiln_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, kiln_tensor_dim(u->time1.w, 0)});
+        sd_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, kiln_tensor_dim(u->time1.w, 0)});
     kiln_tensor_t *e =
-        kiln_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, kiln_tensor_dim(u->time2.w, 0)});
+        sd_tensor_new(KILN_DTYPE_F32, 2, (int64_t[]){n, kiln_tensor_dim(u->time2.w, 0)});
     int rc = t && te && h && e ? 0 : KILN_ENOMEM;
+    kiln_tensor_t *td = NULL;
     if (rc == 0) {
         memcpy(kiln_tensor_data(t), timesteps, (size_t)n * sizeof *timesteps);
-        rc = kiln_op_timestep_embedding(lane, te, t, 0.0f); // cos half first, period 10000
+        rc = sd_to_dev(lane, t, &td); /* the model's device; t itself on the host */
     }
+    if (rc == 0)
+        rc = kiln_op_timestep_embedding(lane, te, td, 0.0f); // cos half first, period 10000
+    kiln_tensor_release(td);
     if (rc == 0)
         rc = kiln_op_linear(lane, h, te, u->time1.w, u->time1.b); // [N, E]
     if (rc == 0)
@@ -141,7 +146,7 @@ static int up_path(const sd_unet_t *u, kiln_lane_t *lane, kiln_tensor_t *h, kiln
     for (int i = 0; rc == 0 && i < u->n_output; i++) {
         kiln_tensor_t *skip = hs[--*n_hs], *cat = NULL;
         hs[*n_hs] = NULL;
-        cat = kiln_tensor_new(KILN_DTYPE_F32, 4,
+        cat = sd_tensor_new(KILN_DTYPE_F32, 4,
                               (int64_t[]){kiln_tensor_dim(h, 0),
                                           kiln_tensor_dim(h, 1) + kiln_tensor_dim(skip, 1),
                                           kiln_tensor_dim(h, 2), kiln_tensor_dim(h, 3)});
@@ -187,12 +192,11 @@ static int check_io(const sd_unet_t *u, const kiln_tensor_t *x, const float *tim
     return 0;
 }
 
-int sd_unet_forward(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
-                    const float *timesteps, const kiln_tensor_t *context, kiln_tensor_t *out)
+/* sd_unet_forward with every tensor on the current target device. */
+static int forward_here(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                        const float *timesteps, const kiln_tensor_t *context, kiln_tensor_t *out)
 {
-    int rc = check_io(u, x, timesteps, context, out);
-    if (rc != 0)
-        return rc;
+    int rc;
     kiln_tensor_t *emb = NULL, *h = NULL;
     kiln_tensor_t *hs[64] = {NULL};
     int n_hs = 0;
@@ -225,4 +229,47 @@ int sd_unet_forward(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *
         kiln_tensor_release(hs[i]);
     kiln_tensor_release(emb);
     return rc;
+}
+
+/* On a GPU: x and context moved there, eps computed there and copied into out. */
+static int forward_on_device(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                             const float *timesteps, const kiln_tensor_t *context,
+                             kiln_tensor_t *out)
+{
+    sd_dev_t prev = sd_dev_enter(u->dev);
+    lane = sd_dev_lane(lane);
+    kiln_tensor_t *xd = NULL, *cd = NULL, *od = NULL, *oh = NULL;
+    int rc = sd_to_dev(lane, x, &xd);
+    if (rc == 0)
+        rc = sd_to_dev(lane, context, &cd);
+    if (rc == 0 && kiln_tensor_device(out) == u->dev.device) {
+        rc = forward_here(u, lane, xd, timesteps, cd, out); /* already in place */
+    } else if (rc == 0) {
+        int64_t shape[4];
+        for (int d = 0; d < 4; d++)
+            shape[d] = kiln_tensor_dim(out, d);
+        od = sd_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, out, H, W]
+        rc = od ? forward_here(u, lane, xd, timesteps, cd, od) : KILN_ENOMEM;
+        if (rc == 0)
+            rc = sd_to_host_f32(od, &oh); /* waits for the step */
+        if (rc == 0)
+            rc = kiln_tensor_copy(out, oh);
+    }
+    kiln_tensor_release(xd);
+    kiln_tensor_release(cd);
+    kiln_tensor_release(od);
+    kiln_tensor_release(oh);
+    sd_dev_leave(prev);
+    return rc;
+}
+
+int sd_unet_forward(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                    const float *timesteps, const kiln_tensor_t *context, kiln_tensor_t *out)
+{
+    int rc = check_io(u, x, timesteps, context, out);
+    if (rc != 0)
+        return rc;
+    if (u->dev.device == KILN_DEVICE_CPU)
+        return forward_here(u, lane, x, timesteps, context, out);
+    return forward_on_device(u, lane, x, timesteps, context, out);
 }

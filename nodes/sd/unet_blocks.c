@@ -18,7 +18,7 @@
 static kiln_tensor_t *new_f32(int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
 {
     int64_t shape[4] = {a, b, c, d};
-    return kiln_tensor_new(KILN_DTYPE_F32, ndim, shape);
+    return sd_tensor_new(KILN_DTYPE_F32, ndim, shape);
 }
 
 /* x [B, C, H, W] through the conv p (k x k, padding k / 2) with the given stride:
@@ -51,7 +51,7 @@ static int linear(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t
     int nd = kiln_tensor_ndim(x);
     int64_t shape[3] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), kiln_tensor_dim(x, 2)};
     shape[nd - 1] = kiln_tensor_dim(w, 0);
-    *out = kiln_tensor_new(KILN_DTYPE_F32, nd, shape);
+    *out = sd_tensor_new(KILN_DTYPE_F32, nd, shape);
     if (!*out)
         return KILN_ENOMEM;
     int rc = kiln_op_linear(lane, *out, x, w, b); // [..., OUT]
@@ -69,7 +69,7 @@ static int res_forward(const sd_unet_res_t *r, kiln_lane_t *lane, const kiln_ten
     int64_t nb = kiln_tensor_dim(x, 0), co = r->c_out;
     kiln_tensor_t *n = NULL, *h = NULL, *e = NULL, *e4 = NULL, *s = NULL;
     *out = NULL;
-    n = kiln_tensor_new(KILN_DTYPE_F32, 4,
+    n = sd_tensor_new(KILN_DTYPE_F32, 4,
                         (int64_t[]){nb, r->c_in, kiln_tensor_dim(x, 2), kiln_tensor_dim(x, 3)});
     int rc = n ? 0 : KILN_ENOMEM;
     if (rc == 0)
@@ -120,7 +120,7 @@ static int attention(kiln_lane_t *lane, const kiln_tensor_t *n, const kiln_tenso
     if (rc == 0)
         rc = linear(lane, wv, NULL, ctx, &v); // [B, LK, inner]
     if (rc == 0) {
-        a = kiln_tensor_new(
+        a = sd_tensor_new(
             KILN_DTYPE_F32, 3,
             (int64_t[]){kiln_tensor_dim(q, 0), kiln_tensor_dim(q, 1), kiln_tensor_dim(q, 2)});
         rc = a ? 0 : KILN_ENOMEM;

@@ -113,7 +113,7 @@ static int get(const rd_t *r, const char *base, const char *leaf, int ndim, cons
                  dtype_name(dt), got, want);
         return KILN_EPARSE;
     }
-    rc = kiln_weights_get(r->w, k, dt == KILN_DTYPE_F64 ? KILN_DTYPE_F32 : dt, out);
+    rc = sd_weight_get(r->w, k, dt == KILN_DTYPE_F64 ? KILN_DTYPE_F32 : dt, out);
     if (rc != 0)
         snprintf(r->err, r->err_size, "unet: cannot read %s (error %d)", k, rc);
     return rc;

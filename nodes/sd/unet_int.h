@@ -6,6 +6,7 @@
 #define SD_UNET_INT_H
 
 #include "unet.h"
+#include "sd_device.h"
 
 /* GroupNorm groups of every UNet norm (ComfyUI's GroupNorm(32, ch) and Normalize). */
 #define SD_UNET_GROUPS 32
@@ -67,6 +68,7 @@ typedef struct sd_unet_seq {
 } sd_unet_seq_t;
 
 struct sd_unet {
+    sd_dev_t dev; /* where the weights live, and the compute dtype there */
     sd_unet_config_t cfg;
     sd_unet_wb_t time1, time2;       /* time_embed.0 and time_embed.2 */
     sd_unet_wb_t out_norm, out_conv; /* out.0 and out.2 */

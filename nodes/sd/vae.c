@@ -112,19 +112,14 @@ static int store_sample(kiln_lane_t *lane, kiln_tensor_t *dst, int64_t b, const 
     return rc;
 }
 
-int sd_vae_decode_raw(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *latent,
-                      kiln_tensor_t **out)
+/* sd_vae_decode_raw on the current target device; the result stays there. */
+static int decode_raw_here(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *latent,
+                           kiln_tensor_t **out)
 {
-    if (!out)
-        return KILN_EINVAL;
-    *out = NULL;
-    if (!v || !latent || kiln_tensor_ndim(latent) != 4 || kiln_tensor_dim(latent, 1) != v->embed ||
-        kiln_tensor_numel(latent) == 0)
-        return KILN_EINVAL;
     int64_t f = sd_vae_downscale(v), nb = kiln_tensor_dim(latent, 0);
     int64_t shape[4] = {nb, v->out_channels, kiln_tensor_dim(latent, 2) * f,
                         kiln_tensor_dim(latent, 3) * f};
-    kiln_tensor_t *img = kiln_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, 3, H, W]
+    kiln_tensor_t *img = sd_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, 3, H, W]
     int rc = img ? 0 : KILN_ENOMEM;
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         kiln_tensor_t *z = NULL, *y = NULL;
@@ -142,6 +137,32 @@ int sd_vae_decode_raw(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t 
     }
     *out = img;
     return 0;
+}
+
+int sd_vae_decode_raw(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *latent,
+                      kiln_tensor_t **out)
+{
+    if (!out)
+        return KILN_EINVAL;
+    *out = NULL;
+    if (!v || !latent || kiln_tensor_ndim(latent) != 4 || kiln_tensor_dim(latent, 1) != v->embed ||
+        kiln_tensor_numel(latent) == 0)
+        return KILN_EINVAL;
+    if (v->dev.device == KILN_DEVICE_CPU)
+        return decode_raw_here(v, lane, latent, out);
+    /* On a GPU: the latent moves there, the image comes back as host float32. */
+    sd_dev_t prev = sd_dev_enter(v->dev);
+    lane = sd_dev_lane(lane);
+    kiln_tensor_t *zd = NULL, *img = NULL;
+    int rc = sd_to_dev(lane, latent, &zd);
+    if (rc == 0)
+        rc = decode_raw_here(v, lane, zd, &img); // [B, 3, H, W]
+    if (rc == 0)
+        rc = sd_to_host_f32(img, out);
+    kiln_tensor_release(zd);
+    kiln_tensor_release(img);
+    sd_dev_leave(prev);
+    return rc;
 }
 
 int sd_vae_decode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *latent,
@@ -192,7 +213,7 @@ static int encoder_input(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor
     if (rc == 0)
         rc = kiln_tensor_permute(s3, (const int[]){0, 3, 1, 2}, &chw); // [1, 3, H', W']
     if (rc == 0) {
-        x = kiln_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){1, v->in_channels, hc, wc});
+        x = sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){1, v->in_channels, hc, wc});
         rc = x ? kiln_op_scale(lane, x, chw, 2.0f) : KILN_ENOMEM;
     }
     if (rc == 0)
@@ -208,20 +229,16 @@ static int encoder_input(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor
     return rc;
 }
 
-int sd_vae_encode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *image,
-                  kiln_tensor_t **latent)
+/* sd_vae_encode on the current target device (image already there). */
+static int encode_here(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *image,
+                       kiln_tensor_t **latent)
 {
-    if (!latent)
-        return KILN_EINVAL;
-    *latent = NULL;
-    if (!v || !image || kiln_tensor_ndim(image) != 4 || kiln_tensor_dim(image, 3) < v->in_channels)
-        return KILN_EINVAL;
     int64_t f = sd_vae_downscale(v), nb = kiln_tensor_dim(image, 0);
     int64_t hc = kiln_tensor_dim(image, 1) / f * f, wc = kiln_tensor_dim(image, 2) / f * f;
     if (nb < 1 || hc < 1 || wc < 1)
         return KILN_EINVAL;
     kiln_tensor_t *lat =
-        kiln_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){nb, v->embed, hc / f, wc / f});
+        sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){nb, v->embed, hc / f, wc / f});
     int rc = lat ? 0 : KILN_ENOMEM;
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         kiln_tensor_t *x = NULL, *moments = NULL;
@@ -239,4 +256,29 @@ int sd_vae_encode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *ima
     }
     *latent = lat;
     return 0;
+}
+
+int sd_vae_encode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *image,
+                  kiln_tensor_t **latent)
+{
+    if (!latent)
+        return KILN_EINVAL;
+    *latent = NULL;
+    if (!v || !image || kiln_tensor_ndim(image) != 4 || kiln_tensor_dim(image, 3) < v->in_channels)
+        return KILN_EINVAL;
+    if (v->dev.device == KILN_DEVICE_CPU)
+        return encode_here(v, lane, image, latent);
+    /* On a GPU: the image moves there, the latent comes back as host float32. */
+    sd_dev_t prev = sd_dev_enter(v->dev);
+    lane = sd_dev_lane(lane);
+    kiln_tensor_t *xd = NULL, *lat = NULL;
+    int rc = sd_to_dev(lane, image, &xd);
+    if (rc == 0)
+        rc = encode_here(v, lane, xd, &lat); // [B, E, H/8, W/8]
+    if (rc == 0)
+        rc = sd_to_host_f32(lat, latent);
+    kiln_tensor_release(xd);
+    kiln_tensor_release(lat);
+    sd_dev_leave(prev);
+    return rc;
 }

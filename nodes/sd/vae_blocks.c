@@ -17,7 +17,7 @@ static int conv_params(const vae_conv_t *cv, kiln_lane_t *lane, const kiln_tenso
         return KILN_EINVAL;
     int64_t shape[4] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(cv->w, 0), (h - kh) / sh + 1,
                         (w - kw) / sw + 1};
-    kiln_tensor_t *t = kiln_tensor_new(KILN_DTYPE_F32, 4, shape); // [N, OC, OH, OW]
+    kiln_tensor_t *t = sd_tensor_new(KILN_DTYPE_F32, 4, shape); // [N, OC, OH, OW]
     if (!t)
         return KILN_ENOMEM;
     int rc = kiln_op_conv2d(lane, t, x, cv->w, cv->b, p);
@@ -44,7 +44,7 @@ int sd_vae_blk_norm(const vae_norm_t *n, kiln_lane_t *lane, const kiln_tensor_t 
     int nd = kiln_tensor_ndim(x);
     for (int i = 0; i < nd; i++)
         shape[i] = kiln_tensor_dim(x, i);
-    *out = kiln_tensor_new(KILN_DTYPE_F32, nd, shape);
+    *out = sd_tensor_new(KILN_DTYPE_F32, nd, shape);
     if (!*out)
         return KILN_ENOMEM;
     int rc = kiln_op_group_norm(lane, *out, x, n->w, n->b, VAE_GROUPS, VAE_GN_EPS, silu);
@@ -87,7 +87,7 @@ static int linear_new(const vae_conv_t *cv, kiln_lane_t *lane, const kiln_tensor
                       kiln_tensor_t **out)
 {
     int64_t shape[3] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), kiln_tensor_dim(x, 2)};
-    *out = kiln_tensor_new(KILN_DTYPE_F32, 3, shape);
+    *out = sd_tensor_new(KILN_DTYPE_F32, 3, shape);
     if (!*out)
         return KILN_ENOMEM;
     return kiln_op_linear(lane, *out, x, cv->w, cv->b);
@@ -103,7 +103,7 @@ static int attn_core(const vae_attn_t *at, kiln_lane_t *lane, const kiln_tensor_
     kiln_tensor_t *flat = NULL, *rows = NULL, *q = NULL, *k = NULL, *v = NULL, *a = NULL;
     int rc = kiln_tensor_reshape(hn, 3, (const int64_t[]){b, c, l}, &flat); // [B, C, L]
     if (rc == 0) {
-        rows = kiln_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, l, c});
+        rows = sd_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, l, c});
         rc = rows ? kiln_op_transpose(lane, rows, flat, 1, 2) : KILN_ENOMEM; // [B, L, C]
     }
     if (rc == 0)
@@ -144,7 +144,7 @@ int sd_vae_blk_attn(const vae_attn_t *at, kiln_lane_t *lane, const kiln_tensor_t
     if (rc == 0)
         rc = kiln_tensor_permute(p4, (const int[]){0, 3, 1, 2}, &pv); // [B, C, H, W] view
     if (rc == 0) {
-        y = kiln_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, c, h, w});
+        y = sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){b, c, h, w});
         rc = y ? kiln_op_add(lane, y, x, pv) : KILN_ENOMEM;
     }
     kiln_tensor_t *tmp[] = {hn, proj, p4, pv};
@@ -164,7 +164,7 @@ int sd_vae_blk_upsample(const vae_conv_t *cv, kiln_lane_t *lane, const kiln_tens
     int64_t shape[4] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), 2 * kiln_tensor_dim(x, 2),
                         2 * kiln_tensor_dim(x, 3)};
     *out = NULL;
-    kiln_tensor_t *up = kiln_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, C, 2H, 2W]
+    kiln_tensor_t *up = sd_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, C, 2H, 2W]
     if (!up)
         return KILN_ENOMEM;
     int rc = kiln_op_interpolate(lane, up, x, KILN_INTERP_MODE_NEAREST);

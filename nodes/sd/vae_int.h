@@ -5,6 +5,7 @@
 #define SD_VAE_INT_H
 
 #include "vae.h"
+#include "sd_device.h"
 
 /* Every GroupNorm of the SD VAE: 32 groups, eps 1e-6. */
 #define VAE_GROUPS 32
@@ -55,6 +56,7 @@ typedef struct vae_coder {
 } vae_coder_t;
 
 struct sd_vae {
+    sd_dev_t dev; /* where the weights live, and the compute dtype there */
     int ch, n_levels, n_res, z, embed; /* ch_mult etc. as in ComfyUI's ddconfig */
     int ch_mult[VAE_MAX_LEVELS];
     int in_channels, out_channels; /* image channels (3) */

@@ -76,7 +76,7 @@ static int fetch(loader_t *l, const char *name, int ndim, const int64_t *want, k
         return fail(l, KILN_EPARSE, "VAE tensor %s%s has an unexpected shape", l->prefix, name);
     char full[512];
     snprintf(full, sizeof full, "%s%s", l->prefix, name);
-    int rc = kiln_weights_get(l->w, full, KILN_DTYPE_F32, out);
+    int rc = sd_weight_get(l->w, full, KILN_DTYPE_F32, out);
     if (rc != 0)
         return fail(l, rc, "VAE tensor %s: %s", full, kiln_strerror(rc));
     return keep(l->v, *out);
@@ -321,6 +321,7 @@ int sd_vae_load(kiln_weights_t *w, const char *prefix, sd_vae_t **out, char *err
     if (!v)
         return KILN_ENOMEM;
     memset(v, 0, sizeof *v);
+    v->dev = sd_dev_current(); /* the weights below are placed there */
     loader_t l = {.w = w, .prefix = prefix ? prefix : "", .v = v, .err = err, .err_size = err_size};
     int rc = load_all(&l, v);
     if (rc != 0) {

@@ -1,0 +1,50 @@
+/* Where the SD model code places its tensors: the host, or a GPU chosen by the lane that
+ * loaded the checkpoint. A model (UNet, CLIP, VAE) remembers the device and compute dtype
+ * of its weights; its entry points make that the calling thread's allocation target for
+ * their duration, move host inputs there and hand results back as host float32 tensors,
+ * so node sockets (LATENT, CONDITIONING, IMAGE) always carry host tensors. On the host
+ * every helper below is the plain host call, so CPU behaviour does not change. */
+#ifndef SD_DEVICE_H
+#define SD_DEVICE_H
+
+#include <kiln/node.h>
+
+/* A placement: device 0 is the host (act then means nothing); on a GPU, float weights and
+ * the activations the model code creates get dtype `act`. */
+typedef struct sd_dev {
+    int device;
+    kiln_dtype_t act;
+} sd_dev_t;
+
+/* The placement for models loaded by a node running on lane: the lane's device (host for
+ * CPU lanes, NULL, or a host without the 1.1 device entries) and, on a GPU, the dtype
+ * KILN_CUDA_DTYPE names (fp16, the default; bf16; fp32). Any thread. */
+sd_dev_t sd_dev_for_lane(kiln_lane_t *lane);
+
+/* Makes d the calling thread's target and returns the previous one, to be handed back to
+ * sd_dev_leave. Thread-local: nodes on other threads are not affected. */
+sd_dev_t sd_dev_enter(sd_dev_t d);
+void sd_dev_leave(sd_dev_t prev);
+sd_dev_t sd_dev_current(void);
+
+/* lane when it issues work to the current target's device, otherwise NULL (the ops then
+ * use the thread's own stream), so a model works from a node on any lane. */
+kiln_lane_t *sd_dev_lane(kiln_lane_t *lane);
+
+/* A new zero-filled tensor on the current target: kiln_tensor_new on the host; on a GPU
+ * float dtypes become the target's act dtype. NULL on failure. Caller owns it. */
+kiln_tensor_t *sd_tensor_new(kiln_dtype_t dtype, int ndim, const int64_t *shape);
+
+/* t on the current target device (*out: a new reference; t itself when it is already
+ * there). Host float tensors moved to a GPU are converted to the act dtype. 0 or KILN_E*. */
+int sd_to_dev(kiln_lane_t *lane, const kiln_tensor_t *t, kiln_tensor_t **out);
+
+/* t as a host float32 tensor (*out: a new reference; t itself when it is one already).
+ * Device results are complete when this returns. 0 or KILN_E*. */
+int sd_to_host_f32(const kiln_tensor_t *t, kiln_tensor_t **out);
+
+/* kiln_weights_get, placed on the current target: on a GPU a float weight is converted to
+ * the act dtype and uploaded once (the caller keeps it resident). 0 or KILN_E*. */
+int sd_weight_get(kiln_weights_t *w, const char *name, kiln_dtype_t dtype, kiln_tensor_t **out);
+
+#endif
