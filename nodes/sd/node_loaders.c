@@ -4,7 +4,8 @@
  * stays open until the last of them is freed.
  *
  * The CLIP tokenizer is not part of a checkpoint: it is read from
- * <models>/tokenizers/clip/vocab.json and <models>/tokenizers/clip/merges.txt (the files of
+ * <models>/tokenizers/clip/vocab.json and merges.txt, or from a Hugging Face style tokenizer/
+ * folder next to the checkpoint (the files of
  * openai/clip-vit-large-patch14); a missing file fails the node with its path. */
 #include <errno.h>
 #include <stdio.h>
@@ -98,15 +99,36 @@ static int require_file(kiln_call_t *call, const char *path, const char *what)
     return kiln_call_failf(call, "%s not found: %s (%s)", what, path, strerror(errno));
 }
 
-/* Loads the tokenizer from <models>/tokenizers/clip/. */
-static int load_tokenizer(kiln_call_t *call, const char *models, sd_tokenizer_t **tok)
+/* Finds the tokenizer files: <models>/tokenizers/clip/ first, then a Hugging Face style
+ * `tokenizer/` folder next to the checkpoint. Writes both paths; 0 when both files are
+ * readable, else fails the call naming every place it looked. */
+static int find_tokenizer(kiln_call_t *call, const char *models, const char *ckpt_path,
+                          char *vocab, char *merges, size_t size)
+{
+    char dirs[2][2048];
+    snprintf(dirs[0], sizeof dirs[0], "%s/tokenizers/clip", models);
+    const char *slash = strrchr(ckpt_path, '/');
+    int dir_len = slash ? (int)(slash - ckpt_path) : 1;
+    snprintf(dirs[1], sizeof dirs[1], "%.*s/tokenizer", dir_len, slash ? ckpt_path : ".");
+    for (int i = 0; i < 2; i++) {
+        int nv = snprintf(vocab, size, "%.2047s/vocab.json", dirs[i]);
+        int nm = snprintf(merges, size, "%.2047s/merges.txt", dirs[i]);
+        if (nv > 0 && (size_t)nv < size && nm > 0 && (size_t)nm < size &&
+            access(vocab, R_OK) == 0 && access(merges, R_OK) == 0)
+            return 0;
+    }
+    return kiln_call_failf(call,
+                           "CLIP tokenizer not found: put vocab.json and merges.txt (from "
+                           "openai/clip-vit-large-patch14) in %s/ or in %s/",
+                           dirs[0], dirs[1]);
+}
+
+/* Loads the tokenizer (see find_tokenizer for where it is looked for). */
+static int load_tokenizer(kiln_call_t *call, const char *models, const char *ckpt_path,
+                          sd_tokenizer_t **tok)
 {
     char vocab[4096], merges[4096], err[256] = "";
-    snprintf(vocab, sizeof vocab, "%s/tokenizers/clip/vocab.json", models);
-    snprintf(merges, sizeof merges, "%s/tokenizers/clip/merges.txt", models);
-    int rc = require_file(call, vocab, "CLIP tokenizer vocabulary");
-    if (!rc)
-        rc = require_file(call, merges, "CLIP tokenizer merges");
+    int rc = find_tokenizer(call, models, ckpt_path, vocab, merges, sizeof vocab);
     if (rc)
         return rc;
     rc = sd_tokenizer_load(vocab, merges, tok, err, sizeof err);
@@ -198,7 +220,7 @@ static int checkpoint_execute(kiln_call_t *call)
         return rc;
 
     sd_tokenizer_t *tok = NULL;
-    if ((rc = load_tokenizer(call, models, &tok)) != 0)
+    if ((rc = load_tokenizer(call, models, path, &tok)) != 0)
         return rc;
     kiln_weights_t *w = NULL;
     if (kiln_weights_open(path, &w, err, sizeof err) != 0) {

@@ -849,7 +849,21 @@ static void test_missing_tokenizer_is_a_clear_error(void)
     ASSERT_EQ_INT(run_file(e, FIXTURES "/workflow_api.json", &ev), KILN_ENODE);
     ASSERT_STR_CONTAINS(ev.text, "execution_error");
     ASSERT_STR_CONTAINS(ev.text, "\"node_type\":\"CheckpointLoaderSimple\"");
-    ASSERT_STR_CONTAINS(ev.text, "notok/models/tokenizers/clip/vocab.json");
+    ASSERT_STR_CONTAINS(ev.text, "notok/models/tokenizers/clip/");
+    ASSERT_STR_CONTAINS(ev.text, "notok/models/checkpoints/tokenizer/");
+    ASSERT_EQ_INT(kiln_engine_close(e), 0);
+    /* A Hugging Face style tokenizer/ folder next to the checkpoint is found too. */
+    const char *hf = make_base("hftok", 0);
+    char dir[1200], file[1300];
+    snprintf(dir, sizeof dir, "%s/models/checkpoints/tokenizer", hf);
+    mkdir(dir, 0777);
+    snprintf(file, sizeof file, "%s/vocab.json", dir);
+    link_fixture(KILN_SHARED_DIR "/fixtures/clip-tokenizer/vocab.json", file);
+    snprintf(file, sizeof file, "%s/merges.txt", dir);
+    link_fixture(KILN_SHARED_DIR "/fixtures/clip-tokenizer/merges.txt", file);
+    e = engine_at(hf);
+    memset(&ev, 0, sizeof ev);
+    ASSERT_EQ_INT(run_file(e, FIXTURES "/workflow_api.json", &ev), 0);
     ASSERT_EQ_INT(kiln_engine_close(e), 0);
     /* A safetensors file without a UNet: the loader names the part that is missing. */
     const char *base = make_base("notsd", 1);
