@@ -45,5 +45,6 @@ void kiln_cli_print_errors(const char *body_json);
 int kiln_cli_cmd_run(int argc, char **argv);
 int kiln_cli_cmd_validate(int argc, char **argv);
 int kiln_cli_cmd_nodes(int argc, char **argv);
+int kiln_cli_cmd_serve(int argc, char **argv);
 
 #endif

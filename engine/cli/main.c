@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "                      SaveImage) headless, printing per-node progress\n"
             "  validate WORKFLOW   check a workflow and print every problem\n"
             "  nodes               list node definitions (--json: /object_info)\n"
+            "  serve               ComfyUI-compatible HTTP + WebSocket server (serve --help)\n"
             "\n"
             "common options:\n"
             "  --base-directory DIR     holds models/, input/, output/, temp/ (default .)\n"
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
         return kiln_cli_cmd_validate(argc - 2, argv + 2);
     if (!strcmp(argv[1], "nodes"))
         return kiln_cli_cmd_nodes(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "serve"))
+        return kiln_cli_cmd_serve(argc - 2, argv + 2);
     fprintf(stderr, "kiln: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -320,8 +320,10 @@ int sd_clip_encode(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_
         return KILN_EINVAL;
     *cond = *pooled = NULL;
     int rc = check_args(c, chunks, stop_at_layer);
-    if (rc != 0 || c->dev.device == KILN_DEVICE_CPU)
-        return rc != 0 ? rc : encode_here(c, lane, chunks, stop_at_layer, cond, pooled);
+    if (rc != 0)
+        return rc;
+    if (c->dev.device == KILN_DEVICE_CPU)
+        return encode_here(c, sd_host_lane(lane), chunks, stop_at_layer, cond, pooled);
     /* On a GPU: encode there, hand back host float32 results (CONDITIONING is host data). */
     sd_dev_t prev = sd_dev_enter(c->dev);
     kiln_tensor_t *dc = NULL, *dp = NULL;

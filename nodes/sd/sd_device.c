@@ -59,6 +59,13 @@ kiln_lane_t *sd_dev_lane(kiln_lane_t *lane)
     return kiln_lane_device(lane) == current.device ? lane : NULL;
 }
 
+kiln_lane_t *sd_host_lane(kiln_lane_t *lane)
+{
+    if (!lane || !has_device_api())
+        return lane;
+    return kiln_lane_device(lane) == KILN_DEVICE_CPU ? lane : NULL;
+}
+
 kiln_tensor_t *sd_tensor_new(kiln_dtype_t dtype, int ndim, const int64_t *shape)
 {
     if (current.device == KILN_DEVICE_CPU)

@@ -31,6 +31,11 @@ sd_dev_t sd_dev_current(void);
  * use the thread's own stream), so a model works from a node on any lane. */
 kiln_lane_t *sd_dev_lane(kiln_lane_t *lane);
 
+/* lane when it issues work to the host, otherwise NULL: for ops on host tensors (results
+ * already handed back) in a node that may run on a GPU lane. The ops reject a lane whose
+ * device differs from their tensors'. */
+kiln_lane_t *sd_host_lane(kiln_lane_t *lane);
+
 /* A new zero-filled tensor on the current target: kiln_tensor_new on the host; on a GPU
  * float dtypes become the target's act dtype. NULL on failure. Caller owns it. */
 kiln_tensor_t *sd_tensor_new(kiln_dtype_t dtype, int ndim, const int64_t *shape);

@@ -270,6 +270,6 @@ int sd_unet_forward(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *
     if (rc != 0)
         return rc;
     if (u->dev.device == KILN_DEVICE_CPU)
-        return forward_here(u, lane, x, timesteps, context, out);
+        return forward_here(u, sd_host_lane(lane), x, timesteps, context, out);
     return forward_on_device(u, lane, x, timesteps, context, out);
 }

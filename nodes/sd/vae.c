@@ -149,7 +149,7 @@ int sd_vae_decode_raw(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t 
         kiln_tensor_numel(latent) == 0)
         return KILN_EINVAL;
     if (v->dev.device == KILN_DEVICE_CPU)
-        return decode_raw_here(v, lane, latent, out);
+        return decode_raw_here(v, sd_host_lane(lane), latent, out);
     /* On a GPU: the latent moves there, the image comes back as host float32. */
     sd_dev_t prev = sd_dev_enter(v->dev);
     lane = sd_dev_lane(lane);
@@ -173,6 +173,9 @@ int sd_vae_decode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *lat
     *image = NULL;
     kiln_tensor_t *raw = NULL, *nhwc = NULL, *img = NULL;
     int rc = sd_vae_decode_raw(v, lane, latent, &raw);
+    /* raw is a host tensor whichever device decoded it: the arithmetic below runs on the
+     * host, so a GPU lane must not be named (the ops reject a lane of another device). */
+    lane = sd_host_lane(lane);
     if (rc == 0)
         rc = kiln_tensor_permute(raw, (const int[]){0, 2, 3, 1}, &nhwc); // [B, H, W, 3]
     if (rc == 0) {
@@ -267,7 +270,7 @@ int sd_vae_encode(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t *ima
     if (!v || !image || kiln_tensor_ndim(image) != 4 || kiln_tensor_dim(image, 3) < v->in_channels)
         return KILN_EINVAL;
     if (v->dev.device == KILN_DEVICE_CPU)
-        return encode_here(v, lane, image, latent);
+        return encode_here(v, sd_host_lane(lane), image, latent);
     /* On a GPU: the image moves there, the latent comes back as host float32. */
     sd_dev_t prev = sd_dev_enter(v->dev);
     lane = sd_dev_lane(lane);
