@@ -7,14 +7,17 @@
 #   tools/device_run.sh run      # there, in the repository root, with build-cuda-carry/
 #                                # carried along: GPU tests, compute-sanitizer, benchmarks;
 #                                # logs and a summary go to $OUT (or ./device-out)
+#   tools/device_run.sh e2e      # there: the fp32 fixture workflow check and the fp16
+#                                # end-to-end benchmark (batch 1 and 8) through `kiln run`
+# KILN_DEV_BUILD and KILN_DEV_CARRY (absolute paths) move the two folders.
 #
 # The GPU machine has the CUDA toolkit (cudart, cuBLAS) but not libuv/libxxhash, so the
 # bundle carries those. The build bakes in the absolute source path (fixtures are found
 # through it), so `run` links this checkout and the carried fixtures to the same paths.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$ROOT/build-cuda-dev
-CARRY=$ROOT/build-cuda-carry
+BUILD=${KILN_DEV_BUILD:-$ROOT/build-cuda-dev}   # both overridable, to keep builds apart
+CARRY=${KILN_DEV_CARRY:-$ROOT/build-cuda-carry}
 SRC_AT=/work/main           # where the build expects the sources
 SHARED_AT=/work/shared      # and the shared fixtures (KILN_SHARED_DIR)
 
@@ -60,9 +63,8 @@ bundle() {
     du -sh "$CARRY"
 }
 
-run() {
-    local out=${OUT:-$ROOT/device-out}
-    mkdir -p "$out"
+# The links and library path every step on the GPU machine needs (see the header).
+setup_env() {
     if [ "$ROOT" != "$SRC_AT" ] && [ ! -e "$SRC_AT" ]; then
         mkdir -p "$(dirname "$SRC_AT")" && ln -s "$ROOT" "$SRC_AT"
     fi
@@ -75,11 +77,17 @@ run() {
     done
     # cuDNN is opened at run time (kernels/cuda/conv_dnn.cu): the toolkit's copy, or the one
     # in PyTorch's wheels
-    local dnn
+    dnn=""  # global: run() logs it
     dnn=$(find /usr/local/cuda/ /usr/lib/x86_64-linux-gnu /opt -name 'libcudnn.so.9' 2>/dev/null |
         head -1)
     [ -n "$dnn" ] && cuda_lib="$cuda_lib:$(dirname "$dnn")"
     export LD_LIBRARY_PATH="$CARRY/lib$cuda_lib:${LD_LIBRARY_PATH:-}"
+}
+
+run() {
+    local out=${OUT:-$ROOT/device-out}
+    mkdir -p "$out"
+    setup_env
     local log=$out/device.log summary=$out/summary.txt
     : >"$summary"
     {
@@ -119,8 +127,30 @@ run() {
     grep -E "FAIL|failed|error" "$log" | head -40
 }
 
+# End to end through `kiln run`: the fp32 fixture workflow (PNG within 1 of ComfyUI's) and
+# the fp16 benchmark at batch 1 and 8, with the saved images' statistics.
+e2e() {
+    local out=${OUT:-$ROOT/device-out} rc=0
+    mkdir -p "$out"
+    setup_env
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    local fix=$CARRY/shared/fixtures
+    timeout 240 bash "$ROOT/tests/gpu/gpu_workflow.sh" "$CARRY/bin/kiln" "$fix/sd15-tiny" \
+        "$fix/clip-tokenizer" /tmp/gpu-wf || { rc=1; tail -5 /tmp/gpu-wf/run.log; }
+    cp /tmp/gpu-wf/base/output/kiln_fixture_00001_.png "$out/" 2>/dev/null
+    local b
+    for b in "1 5" "8 3"; do
+        set -- $b
+        KILN_CUDA_DTYPE=fp16 timeout 300 bash "$ROOT/tools/bench/bench_e2e_gpu.sh" \
+            "$CARRY/bin" "$fix/clip-tokenizer" /tmp/e2e "$1" "$2" || rc=1
+        cp /tmp/e2e/base/output/bench_00001_.png "$out/bench_b$1.png" 2>/dev/null
+    done
+    return $rc
+}
+
 case "${1:-}" in
 bundle) bundle ;;
 run) run ;;
-*) echo "usage: $0 bundle|run" >&2; exit 2 ;;
+e2e) e2e ;;
+*) echo "usage: $0 bundle|run|e2e" >&2; exit 2 ;;
 esac

@@ -4,6 +4,8 @@
  * the next step has consumed them, so a block at 512x512 holds at most three activations. */
 #include "vae_int.h"
 
+#include <math.h>
+
 /* A new [N, OC, OH, OW] tensor = conv2d(x) with the given parameters. */
 static int conv_params(const vae_conv_t *cv, kiln_lane_t *lane, const kiln_tensor_t *x,
                        const kiln_conv2d_params_t *p, kiln_tensor_t **out)
@@ -93,6 +95,46 @@ static int linear_new(const vae_conv_t *cv, kiln_lane_t *lane, const kiln_tensor
     return kiln_op_linear(lane, *out, x, cv->w, cv->b);
 }
 
+/* Score rows held at once by attn_gemm: 64 Mi elements, 128 MiB in half precision. */
+#define ATTN_GEMM_SCORES ((int64_t)1 << 26)
+
+/* out = softmax(q k^T / sqrt(C)) v with one head, as GEMMs over blocks of query rows. The
+ * GPU's fused attention kernels cover head widths up to 256, and the VAE's single head is
+ * as wide as its channels (512 in SD), so on a device the VAE goes this way; ComfyUI's
+ * own VAE attention is the same product. q is scaled in place first, so half-precision
+ * scores stay in range. All of [B, L, C]. */
+static int attn_gemm(kiln_lane_t *lane, kiln_tensor_t *out, kiln_tensor_t *q,
+                     const kiln_tensor_t *k, const kiln_tensor_t *v)
+{
+    int64_t b = kiln_tensor_dim(q, 0), l = kiln_tensor_dim(q, 1), c = kiln_tensor_dim(q, 2);
+    int64_t rows = ATTN_GEMM_SCORES / (b * l) > 0 ? ATTN_GEMM_SCORES / (b * l) : 1;
+    rows = rows < l && b == 1 ? rows : l; /* with B > 1 a block of rows is not dense */
+    int rc = kiln_op_scale(lane, q, q, (float)(1.0 / sqrt((double)c)));
+    kiln_tensor_t *s = sd_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, rows, l});
+    if (rc == 0 && !s)
+        rc = KILN_ENOMEM;
+    for (int64_t r0 = 0; rc == 0 && r0 < l; r0 += rows) {
+        int64_t n = l - r0 < rows ? l - r0 : rows;
+        kiln_tensor_t *qr = NULL, *orow = NULL, *sr = NULL;
+        rc = kiln_tensor_slice(q, 1, r0, n, &qr); // [B, n, C]
+        if (rc == 0)
+            rc = kiln_tensor_slice(out, 1, r0, n, &orow);
+        if (rc == 0)
+            rc = kiln_tensor_slice(s, 1, 0, n, &sr); // [B, n, L]
+        if (rc == 0)
+            rc = kiln_op_matmul(lane, sr, qr, k, 1);
+        if (rc == 0)
+            rc = kiln_op_softmax(lane, sr, sr);
+        if (rc == 0)
+            rc = kiln_op_matmul(lane, orow, sr, v, 0); // [B, n, C]
+        kiln_tensor_release(qr);
+        kiln_tensor_release(orow);
+        kiln_tensor_release(sr);
+    }
+    kiln_tensor_release(s);
+    return rc;
+}
+
 /* q, k, v of the normalized pixels as [B, L, C] rows (a 1x1 conv is a linear map per
  * pixel), attention over all L pixels with one head and scale 1/sqrt(C), proj_out. */
 static int attn_core(const vae_attn_t *at, kiln_lane_t *lane, const kiln_tensor_t *hn,
@@ -115,7 +157,10 @@ static int attn_core(const vae_attn_t *at, kiln_lane_t *lane, const kiln_tensor_
     if (rc == 0) {
         a = rows; /* rows is consumed: the attention output reuses it */
         rows = NULL;
-        rc = kiln_op_attention(lane, a, q, k, v, 1, 0.0f); // [B, L, C]
+        if (kiln_tensor_device(q) == KILN_DEVICE_CPU)
+            rc = kiln_op_attention(lane, a, q, k, v, 1, 0.0f); // [B, L, C]
+        else
+            rc = attn_gemm(lane, a, q, k, v); // [B, L, C]
     }
     if (rc == 0)
         rc = kiln_op_linear(lane, q, a, at->proj.w, at->proj.b); // q <- proj_out(a)

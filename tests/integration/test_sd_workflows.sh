@@ -78,7 +78,7 @@ img2img_api() {
 missing_tokenizer() {
     make_base n notok &&
     ! "$KILN" run "$FIX/workflow_api.json" --base-directory "$WORK/n" >"$WORK/n.out" 2>&1 &&
-    grep -q 'models/tokenizers/clip/vocab.json' "$WORK/n.out"
+    grep -q 'vocab.json and merges.txt' "$WORK/n.out" && grep -q 'models/tokenizers/clip/' "$WORK/n.out"
 }
 
 check fixture_workflow fixture_workflow
