@@ -220,7 +220,6 @@ static void after_work_cb(uv_work_t *w, int status)
 {
     kiln__req_t *r = w->data;
     r->in_work = false;
-    r->srv->reqs_in_work--;
     if (!r->responded)
         kiln__req_reply_error(r, 500, "internal_error", "the request was not answered");
     start_send(r);
@@ -236,7 +235,6 @@ void kiln__req_defer(kiln__req_t *r, kiln__work_fn fn)
         kiln__req_reply_error(r, 503, "unavailable", "cannot schedule the request");
         return;
     }
-    r->srv->reqs_in_work++;
 }
 
 /* ---- receiving ------------------------------------------------------------------------ */
@@ -385,7 +383,9 @@ static int on_body(kiln__pss_t *pss, const void *in, size_t len)
     kiln__req_t *r = pss->req;
     /* lws may report an empty body after a request without one was dispatched (and its
      * work may be running): nothing may touch the request then. */
-    if (!r || r->dispatched || r->responded || r->body_too_big || len == 0)
+    if (!r || r->dispatched)
+        return 0;
+    if (r->responded || r->body_too_big || len == 0)
         return 0;
     if (r->body.len + len > r->srv->cfg.max_body || r->body.len + len > r->body_expected) {
         kiln__req_reply_error(r, 413, "request_too_large",

@@ -1,11 +1,12 @@
 /* `kiln serve`'s lifetime: the configuration, one libuv loop that libwebsockets joins
  * through its libuv event-library plugin (Debian builds lws 4.1 with LWS_WITH_LIBUV as a
- * run-time loaded evlib plugin; lws takes our loop through foreign_loops), the queue,
- * the history, the executor thread, and a staged shutdown on SIGINT/SIGTERM:
+ * run-time loaded evlib plugin; lws takes our loop through foreign_loops; one lws
+ * context per listen address), the queue, the history, the executor thread, and a
+ * staged shutdown on SIGINT/SIGTERM:
  *   1. stop taking prompts, interrupt the running one (it goes back to the queue);
  *   2. once the executor has stopped, give sockets up to a second to flush;
- *   3. close the sockets, destroy the lws context, close our handles; the loop ends;
- * then the queue journal is compacted and the history written. A second signal exits
+ *   3. close the sockets, destroy the lws contexts, close our handles; the loop ends;
+ * then the queue journal and the history journal are compacted. A second signal exits
  * at once (the journal is consistent at every moment, so nothing accepted is lost). */
 #include <signal.h>
 #include <stdio.h>
@@ -59,10 +60,11 @@ static void close_handle(uv_handle_t *h)
 static void final_close(kiln__srv_t *srv)
 {
     srv->stop_phase = 3;
-    /* With a foreign loop lws finishes destroying the context as its handles close;
-     * info.pcontext makes it clear srv->lws when done (finish() completes the rest). */
-    if (srv->lws)
-        lws_context_destroy(srv->lws);
+    /* With a foreign loop lws finishes destroying a context as its handles close;
+     * info.pcontext makes it clear srv->lws[i] when done (finish() completes the rest). */
+    for (size_t i = 0; i < srv->n_lws; i++)
+        if (srv->lws[i])
+            lws_context_destroy(srv->lws[i]);
     pthread_mutex_lock(&srv->outbox.mu);
     srv->outbox_closed = true;
     pthread_mutex_unlock(&srv->outbox.mu);
@@ -180,7 +182,7 @@ static int configure(kiln__srv_t *srv, const kiln__server_opts_t *o)
     c->web_root = is_dir(dist) ? dist : is_dir(root) ? strdup(root) : NULL;
     if (c->web_root != dist)
         free(dist);
-    srv->history_path = c->user_dir ? kiln__srv_join(c->user_dir, "kiln_history.json") : NULL;
+    srv->history_path = c->user_dir ? kiln__srv_join(c->user_dir, "kiln_history.jsonl") : NULL;
     if (!c->output_dir || !c->input_dir || !c->temp_dir || !c->user_dir || !c->models_dir ||
         !c->argv_json || !srv->history_path || (o->cors_origin && !c->cors_origin))
         return KILN_ENOMEM;
@@ -215,49 +217,21 @@ static void lws_log(int level, const char *line)
     kiln_logf(level == LLL_ERR ? KILN_LOG_ERROR : KILN_LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
-/* One vhost per listen address, all on the same port. */
-static int listen_all(kiln__srv_t *srv, const kiln__server_opts_t *o)
+/* One lws context per listen address, all on the same port and the same loop. (Several
+ * vhosts on one port inside one context trip an assertion of lws 4.1 when the context is
+ * destroyed; separate contexts never share their listen sockets.) */
+static int listen_on(kiln__srv_t *srv, const char *addr, int port)
 {
-    char list[1024];
-    snprintf(list, sizeof list, "%s", o->listen && *o->listen ? o->listen : "127.0.0.1");
-    int port = o->port;
-    char *save = NULL;
-    for (char *addr = strtok_r(list, ",", &save); addr; addr = strtok_r(NULL, ",", &save)) {
-        struct lws_context_creation_info vi;
-        memset(&vi, 0, sizeof vi);
-        vi.vhost_name = addr;
-        vi.iface = addr;
-        vi.port = port;
-        vi.protocols = protocols;
-        vi.keepalive_timeout = 60;
-        vi.options = strchr(addr, ':') ? LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
-                                             LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE
-                                       : LWS_SERVER_OPTION_DISABLE_IPV6;
-        struct lws_vhost *vh = lws_create_vhost(srv->lws, &vi);
-        if (!vh) {
-            kiln_logf(KILN_LOG_ERROR, "cannot listen on %s port %d", addr, port);
-            return KILN_EIO;
-        }
-        /* Port 0 picks a free port; the other addresses then share it. */
-        port = lws_get_vhost_listen_port(vh);
-        printf("kiln: serving on http://%s%s%s:%d\n", strchr(addr, ':') ? "[" : "", addr,
-               strchr(addr, ':') ? "]" : "", port);
-    }
-    srv->port = port;
-    fflush(stdout);
-    return 0;
-}
-
-static int start_lws(kiln__srv_t *srv, const kiln__server_opts_t *o)
-{
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     void *loops[1] = {&srv->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+    /* The context itself listens nowhere: a vhost that cannot bind then fails alone and
+     * the context is destroyed as usual (a context whose creation fails leaves handles
+     * of lws's unloaded libuv plugin on our loop). */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.foreign_loops = loops;
-    info.pcontext = &srv->lws;
+    info.pcontext = &srv->lws[srv->n_lws];
     info.user = srv;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
@@ -265,13 +239,54 @@ static int start_lws(kiln__srv_t *srv, const kiln__server_opts_t *o)
     info.max_http_header_pool = 1024;
     info.pt_serv_buf_size = 64 * 1024;
     info.timeout_secs = 30;
-    srv->lws = lws_create_context(&info);
-    if (!srv->lws) {
-        kiln_logf(KILN_LOG_ERROR, "libwebsockets: cannot create the context (is the libuv "
-                                  "event-library plugin libwebsockets-evlib_uv installed?)");
+    struct lws_context *ctx = lws_create_context(&info);
+    if (!ctx) {
+        kiln_logf(KILN_LOG_ERROR, "libwebsockets: cannot create a context (is its libuv "
+                                  "event-library plugin, libwebsockets-evlib_uv, installed?)");
         return KILN_EIO;
     }
-    return listen_all(srv, o);
+    srv->lws[srv->n_lws++] = ctx;
+    bool v6 = strchr(addr, ':') != NULL;
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof vi);
+    vi.vhost_name = addr;
+    vi.iface = addr;
+    vi.port = port;
+    vi.protocols = protocols;
+    vi.keepalive_timeout = 60;
+    vi.options = v6 ? LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE
+                    : LWS_SERVER_OPTION_DISABLE_IPV6;
+    struct lws_vhost *vh = lws_create_vhost(ctx, &vi);
+    if (!vh) {
+        kiln_logf(KILN_LOG_ERROR, "cannot listen on %s port %d", addr, port);
+        return KILN_EIO;
+    }
+    /* Port 0 picks a free port; the other addresses then share it. */
+    srv->port = lws_get_vhost_listen_port(vh);
+    printf("kiln: serving on http://%s%s%s:%d\n", v6 ? "[" : "", addr, v6 ? "]" : "",
+           srv->port);
+    return 0;
+}
+
+static int start_lws(kiln__srv_t *srv, const kiln__server_opts_t *o)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    char list[1024];
+    snprintf(list, sizeof list, "%s", o->listen && *o->listen ? o->listen : "127.0.0.1");
+    srv->port = o->port;
+    char *save = NULL;
+    int rc = 0;
+    for (char *addr = strtok_r(list, ",", &save); addr && rc == 0;
+         addr = strtok_r(NULL, ",", &save)) {
+        if (srv->n_lws == KILN_MAX_LISTEN) {
+            kiln_logf(KILN_LOG_ERROR, "at most %d listen addresses", KILN_MAX_LISTEN);
+            rc = KILN_EINVAL;
+        } else {
+            rc = listen_on(srv, addr, srv->port);
+        }
+    }
+    fflush(stdout);
+    return rc;
 }
 
 /* ---- run ------------------------------------------------------------------------------ */
@@ -284,7 +299,11 @@ static int start(kiln__srv_t *srv, const kiln__server_opts_t *o)
     srv->history = kiln__history_new(o->history_max_items, o->history_max_bytes);
     if (!srv->history)
         return KILN_ENOMEM;
-    kiln__history_load(srv->history, srv->history_path);
+    rc = kiln__history_open(srv->history, srv->history_path);
+    if (rc != 0) {
+        kiln_logf(KILN_LOG_ERROR, "cannot open the history %s", srv->history_path);
+        return rc;
+    }
     char *journal = kiln__srv_join(srv->cfg.user_dir, "kiln_queue.jsonl");
     rc = journal ? kiln__queue_open(srv, journal, &srv->queue) : KILN_ENOMEM;
     free(journal);
@@ -317,16 +336,19 @@ static void init_handles(kiln__srv_t *srv)
 static void finish(kiln__srv_t *srv)
 {
     /* The second call of lws's foreign-loop teardown, then the handles it closes. */
-    if (srv->lws) {
-        lws_context_destroy(srv->lws);
+    bool again = false;
+    for (size_t i = 0; i < srv->n_lws; i++)
+        if (srv->lws[i]) {
+            lws_context_destroy(srv->lws[i]);
+            again = true;
+        }
+    if (again)
         uv_run(&srv->loop, UV_RUN_DEFAULT);
-    }
     kiln__executor_join(srv);
     if (srv->queue)
         kiln__queue_close(srv->queue);
     if (srv->history) {
-        if (srv->history_path)
-            kiln__history_save(srv->history, srv->history_path);
+        kiln__history_close(srv->history);
         kiln__history_free(srv->history);
     }
     for (kiln__msg_t *m = srv->outbox.head, *next; m; m = next) {

@@ -18,6 +18,8 @@
 #include "util/sbuf.h"
 #include "util/strmap.h"
 
+#define KILN_MAX_LISTEN 8             /* listen addresses */
+
 typedef struct kiln__srv kiln__srv_t;
 typedef struct kiln__req kiln__req_t;
 typedef struct kiln__conn kiln__conn_t;
@@ -97,7 +99,8 @@ struct kiln__req {
     bool body_too_big;           /* answered 413; the rest of the body is ignored */
     uv_work_t work;
     kiln__work_fn work_fn;
-    bool in_work;
+    bool in_work;                /* loop-only flags: the pool never writes these */
+    bool dispatched;             /* handed to the router: the body is complete */
     uint64_t t0;                 /* uv_hrtime at the request line (logging) */
     /* the response */
     int status;
@@ -106,7 +109,6 @@ struct kiln__req {
     size_t resp_len, resp_off;
     kiln__kv_t hdrs[KILN_REQ_MAX_HEADERS];
     size_t n_hdrs;
-    bool dispatched;             /* handed to the router: the body is complete */
     bool responded, headers_sent, close_after, head_only;
 };
 
@@ -236,6 +238,7 @@ typedef struct kiln__ws {
     size_t ring_bytes;           /* bytes held by all sessions' rings */
 } kiln__ws_t;
 
+/* Sets up srv->ws (0 or KILN_ENOMEM) / frees every session (after the loop ended). */
 int kiln__ws_init(kiln__srv_t *srv);
 void kiln__ws_free(kiln__srv_t *srv);
 /* The WebSocket side of the protocol callback. */
@@ -252,6 +255,8 @@ int kiln__ws_write_one(kiln__conn_t *c);
 void kiln__ws_kick(kiln__conn_t *c, int code, const char *why);
 /* Routes one numbered message to a session (created when missing): seq, ring, send. */
 void kiln__ws_to_session(kiln__srv_t *srv, const char *sid, const char *text, size_t len);
+/* The session of sid (borrowed; owned by srv->ws), created when missing and create is
+ * set (evicting the longest-detached one past the limit); NULL when absent or on OOM. */
 kiln__session_t *kiln__ws_session(kiln__srv_t *srv, const char *sid, bool create);
 /* Replays the session's buffered messages with seq > since to c, paced by its queue. */
 void kiln__ws_replay(kiln__conn_t *c, uint64_t since);
@@ -261,8 +266,11 @@ void kiln__ws_sweep(kiln__srv_t *srv);
 void kiln__ws_close_all(kiln__srv_t *srv);
 /* Bytes still queued on all connections. */
 size_t kiln__ws_queued_bytes(const kiln__srv_t *srv);
+/* A buffer holding a copy of data with one reference (NULL on OOM); unref frees it with
+ * its last reference. Loop thread. */
 kiln__wsbuf_t *kiln__wsbuf_new(const void *data, size_t len, bool binary);
 void kiln__wsbuf_unref(kiln__wsbuf_t *b);
+/* Drops a reference to c (lws's, or a pool job's); the last one frees it. Loop thread. */
 void kiln__conn_unref(kiln__conn_t *c);
 
 /* ---- queue (queue.c, queue_store.c) ----------------------------------------------- */
@@ -282,6 +290,7 @@ typedef struct kiln__qitem {
     int attempts;                /* starts that never finished (crash-loop guard) */
 } kiln__qitem_t;
 
+/* Frees an item and everything it owns (NULL is accepted). Any thread. */
 void kiln__qitem_free(kiln__qitem_t *it);
 
 /* Opens the queue and replays its journal (startup, main thread). 0 or KILN_E*. */
@@ -305,14 +314,17 @@ kiln__qwait_t kiln__queue_wait(kiln__queue_t *q, kiln__qitem_t **out);
 /* Ends the running item: requeue puts it back (shutdown), else it is journaled as done
  * and freed. Broadcasts the status. Executor thread. */
 void kiln__queue_finish(kiln__queue_t *q, kiln__qitem_t *it, bool requeue);
+/* Wakes the executor to drop the caches (POST /free) / to stop (shutdown). Any thread. */
 void kiln__queue_request_free(kiln__queue_t *q);
 void kiln__queue_stop(kiln__queue_t *q);
+/* Pending + running, without taking the lock (the loop thread reads it). Any thread. */
 size_t kiln__queue_remaining(kiln__queue_t *q);
 /* True when prompt_id is the running prompt. */
 bool kiln__queue_is_running(kiln__queue_t *q, const char *prompt_id);
 /* GET /queue's body (malloc'd; NULL on OOM). */
 char *kiln__queue_render(kiln__queue_t *q, size_t *len);
-/* Removes pending items: every one (clear) or those with the given ids. */
+/* Removes pending items: every one (clear), or the first whose prompt_id matches
+ * (delete, as ComfyUI). Journaled, status broadcast. Any thread but the loop. */
 void kiln__queue_clear(kiln__queue_t *q);
 void kiln__queue_delete(kiln__queue_t *q, const char *prompt_id);
 
@@ -339,31 +351,42 @@ void kiln__qitem_render(kiln__sbuf_t *b, const kiln__qitem_t *it);
 
 /* ---- history (history.c) ---------------------------------------------------------- */
 
+/* An empty history bounded by max_items entries and max_bytes of text (0: 10000 and
+ * 256 MiB); NULL on OOM. free releases it (after kiln__history_close). */
 kiln__history_t *kiln__history_new(size_t max_items, size_t max_bytes);
 void kiln__history_free(kiln__history_t *h);
-/* Loads a file written by kiln__history_save (a missing file is an empty history). */
-int kiln__history_load(kiln__history_t *h, const char *path);
-int kiln__history_save(kiln__history_t *h, const char *path);
-/* Adds (or replaces) prompt_id's entry: entry is its JSON text (taken). Any thread. */
+/* Replays the journal at path (a missing file is an empty history), compacts it and
+ * keeps it open: from now on every change is appended. Startup, main thread. */
+int kiln__history_open(kiln__history_t *h, const char *path);
+/* Compacts and closes the journal (shutdown). */
+void kiln__history_close(kiln__history_t *h);
+/* Adds (or replaces) prompt_id's entry: entry is its JSON text (taken). Any thread but
+ * the loop (it writes the journal). */
 void kiln__history_add(kiln__history_t *h, const char *prompt_id, char *entry, size_t len);
 /* GET /history's body: every entry (prompt_id NULL) with max_items/offset (negative =
  * absent) as ComfyUI applies them, or one entry ({} when unknown). Any thread. */
 char *kiln__history_render(kiln__history_t *h, const char *prompt_id, long max_items,
                            long offset, size_t *len);
+/* Removes one entry / every entry (journaled). Any thread but the loop. */
 void kiln__history_delete(kiln__history_t *h, const char *prompt_id);
 void kiln__history_clear(kiln__history_t *h);
+/* Entries kept now. Any thread. */
 size_t kiln__history_count(kiln__history_t *h);
 
 /* ---- executor (executor.c, exec_events.c) --------------------------------------------- */
 
+/* Starts the executor thread (0 or KILN_ENOMEM); it runs until kiln__queue_stop, then
+ * signals srv->exec_done. Main thread. */
 int kiln__executor_start(kiln__srv_t *srv);
 /* Joins the thread after kiln__queue_stop; main thread. */
 void kiln__executor_join(kiln__srv_t *srv);
 
 /* ---- utilities (srv_util.c) ------------------------------------------------------- */
 
+/* A random UUID v4, hyphenated lowercase / as 32 hex digits (ComfyUI's sids). */
 void kiln__srv_uuid4(char out[37]);
 void kiln__srv_uuid_hex(char out[33]);
+/* Wall-clock milliseconds since the epoch. */
 int64_t kiln__srv_now_ms(void);
 /* Appends s as a JSON string literal (quotes and escapes added). */
 void kiln__srv_json_str(kiln__sbuf_t *b, const char *s);
@@ -396,7 +419,9 @@ struct kiln__srv {
     kiln_engine_t *engine;       /* borrowed */
     kiln__srv_cfg_t cfg;
     uv_loop_t loop;
-    struct lws_context *lws;     /* NULL once destroyed */
+    struct lws_context *lws[KILN_MAX_LISTEN]; /* one per listen address; NULL once
+                                               * destroyed */
+    size_t n_lws;
     kiln__queue_t *queue;        /* owned; any thread (locked inside) */
     kiln__history_t *history;    /* owned; any thread (locked inside) */
     kiln__outbox_t outbox;
@@ -412,7 +437,6 @@ struct kiln__srv {
                                   * 2 flushing sockets, 3 closing */
     int stop_ticks;              /* stop_timer ticks spent in the current phase */
     bool outbox_closed;          /* guarded by outbox.mu: the async handle is gone */
-    size_t reqs_in_work;         /* loop thread: requests with work on the pool */
     char *history_path;          /* owned */
     int port;                    /* the port actually bound */
 };

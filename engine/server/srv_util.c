@@ -107,12 +107,18 @@ static int write_all(int fd, const char *p, size_t len)
 
 int kiln__srv_write_atomic(const char *path, const void *data, size_t len)
 {
+    /* A unique temporary (two uploads of one name may run at once on the pool). */
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     if (!tmp)
         return KILN_ENOMEM;
-    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, 0644) != 0) {
+        close(fd);
+        unlink(tmp);
+        fd = -1;
+    }
     int rc = fd < 0 ? KILN_EIO : write_all(fd, data, len);
     if (fd >= 0 && close(fd) != 0)
         rc = KILN_EIO;
@@ -120,7 +126,8 @@ int kiln__srv_write_atomic(const char *path, const void *data, size_t len)
         rc = KILN_EIO;
     if (rc != 0) {
         kiln_logf(KILN_LOG_ERROR, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
+        if (fd >= 0)
+            unlink(tmp);
     }
     free(tmp);
     return rc;

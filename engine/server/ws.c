@@ -58,7 +58,7 @@ static void job_work(uv_work_t *w)
         int status = 0;
         char *reply = NULL;
         if (body)
-            kiln__prompt_submit(srv, body, body ? strlen(body) : 0, j->sid, j->sid, &status,
+            kiln__prompt_submit(srv, body, data ? len : strlen(body), j->sid, j->sid, &status,
                                 &reply);
         free(body);
         free(reply);

@@ -243,4 +243,17 @@ check "no web folder: a placeholder page at /" placeholder
 check "--enable-cors-header: permissive CORS instead of the origin check" cors
 stop_server TERM; rc=$?
 check "SIGTERM stops the second server cleanly" test "$rc" -eq 0
+
+# Two listen addresses; a port already taken is a clear error with exit status 1.
+listen_twice() {
+    start_server "$WORK/base3" --listen 127.0.0.1,127.0.0.2 || return 1
+    expect 200 GET /prompt &&
+    curl -sf "http://127.0.0.2:$PORT/prompt" | grep -q queue_remaining || return 1
+    local rc=0
+    "$KILN" serve --port "$PORT" --base-directory "$WORK/base4" >/dev/null 2>"$WORK/dup.err" ||
+        rc=$?
+    [ "$rc" -eq 1 ] && grep -q "cannot listen on 127.0.0.1 port $PORT" "$WORK/dup.err" &&
+    stop_server TERM
+}
+check "--listen with two addresses; a port in use is a clear error" listen_twice
 finish

@@ -60,8 +60,8 @@ S2=$(post_prompt "$WORK/slow2_body.json")
 clean_stop() {
     wait_running "$S2" &&
     Q4=$(post_prompt "$WORK/q4_body.json") && echo "$Q4" >"$WORK/q4.id" &&
-    stop_server TERM && test -s "$B/user/kiln_history.json" &&
-    grep -q "\"$Q1\"" "$B/user/kiln_history.json" &&
+    stop_server TERM && test -s "$B/user/kiln_history.jsonl" &&
+    grep -q "\"$Q1\"" "$B/user/kiln_history.jsonl" &&
     grep -q "\"prompt_id\": \"$S2\"" "$B/user/kiln_queue.jsonl" &&
     grep -q "\"prompt_id\": \"$Q4\"" "$B/user/kiln_queue.jsonl"
 }
@@ -77,6 +77,49 @@ after_clean_stop() {
     stop_server TERM
 }
 check "history and queue survive a clean restart" after_clean_stop
+
+# Many submitters while the server is stopped under them: every prompt that got its 200
+# must run after the restart, whether the server was killed or stopped cleanly.
+under_load() { # under_load SIGNAL
+    local L="$WORK/load_$1"
+    start_server "$L" || return 1
+    node -e '
+        const [port, out] = [process.argv[1], process.argv[2]];
+        const body = JSON.stringify({prompt: JSON.parse(require("fs").readFileSync(process.argv[3]))});
+        const ids = [];
+        let next = 0;
+        const one = () => fetch(`http://127.0.0.1:${port}/prompt`, {method: "POST", body})
+            .then(async (r) => { if (r.status === 200) ids.push((await r.json()).prompt_id); })
+            .catch(() => {});
+        const worker = async () => { while (next++ < 2000) await one(); };
+        Promise.all(Array.from({length: 25}, worker)).then(() =>
+            require("fs").writeFileSync(out, ids.join("\n") + "\n"));
+    ' "$PORT" "$L.ids" "$WORK/q1.json" &
+    local client=$!
+    sleep 0.4
+    stop_server "$1"
+    wait "$client"
+    local n; n=$(grep -c . "$L.ids")
+    echo "$n prompts accepted before SIG$1"
+    [ "$n" -gt 0 ] && start_server "$L" || return 1
+    for _ in $(seq 1 600); do
+        expect 200 GET /prompt && grep -q '"queue_remaining": 0' "$WORK/body" && break
+        sleep 0.1
+    done
+    expect 200 GET /history &&
+    node -e '
+        const fs = require("fs");
+        const h = JSON.parse(fs.readFileSync(process.argv[1]));
+        const ids = fs.readFileSync(process.argv[2], "utf8").split("\n").filter(Boolean);
+        const missing = ids.filter((id) => !h[id] || h[id].status.status_str !== "success");
+        console.log(`${ids.length} accepted, ${Object.keys(h).length} in history, ` +
+            `${missing.length} missing`);
+        process.exit(missing.length ? 1 : 0);
+    ' "$WORK/body" "$L.ids" &&
+    stop_server TERM
+}
+check "SIGKILL under load: every accepted prompt runs after the restart" under_load KILL
+check "SIGTERM under load: every accepted prompt runs after the restart" under_load TERM
 
 # A journal written by a server that died twice while running prompt "loop", plus a torn
 # last line: "loop" is dropped, "next" runs, the counter continues from the record.

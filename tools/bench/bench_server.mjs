@@ -8,7 +8,7 @@
 // 3. 200 WebSocket clients connected while 1,000 prompts go through, each submitted for
 //    one of them: every client must receive exactly its own prompts' events (nothing
 //    lost: seq has no gap and each prompt ends with executing null; nothing misrouted).
-// 4. The server's RSS: peak (VmHWM), and after each of three identical rounds of 3, the
+// 4. The server's RSS: peak (VmHWM), and after each of four identical rounds of 3, the
 //    same 200 client ids each time and the history cleared between rounds (flat).
 import fs from 'node:fs';
 import http from 'node:http';
@@ -186,7 +186,7 @@ const afterHttp = rss();
 
 const nPrompts = quick ? 200 : 1000;
 const rounds = [];
-for (let k = 1; k <= 3; k++) {
+for (let k = 1; k <= 4; k++) {
     const f = await fanout(200, nPrompts, k);
     await request('POST', '/history', JSON.stringify({clear: true}));
     // PreviewImage numbers its files by scanning temp/; keep rounds comparable.
