@@ -3,6 +3,7 @@
  * tensor is checked against it, so a damaged or foreign file fails with a named tensor
  * instead of a crash later. The forward pass is in clip_encode.c. */
 #include "clip_int.h"
+#include "sd_err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,12 +22,10 @@ typedef struct loader {
 static int fail(loader_t *l, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(loader_t *l, int rc, const char *fmt, ...)
 {
-    if (l->err && l->err_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(l->err, l->err_size, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    sd_verrf(l->err, l->err_size, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 
 #include "kiln/error.h"
 #include "model_sampling.h"
+#include "sd_err.h"
 
 /* Each float operation must round once, as torch's separate tensor ops do. */
 #if defined(__clang__)
@@ -607,45 +608,34 @@ unsigned sd_sampler_flags(const char *name)
     return def ? def->flags : 0u;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int sd_sample(const char *sampler_name, sd_denoise_fn denoise, sd_noise_fn noise,
               sd_step_fn step, void *ud, float *x, size_t n, const float *sigmas,
               size_t n_sigmas, char *err, size_t errlen)
 {
     const sampler_def_t *def = find_sampler(sampler_name);
     if (!def)
-        return fail(err, errlen, KILN_EINVAL, "invalid sampler '%s'",
+        return sd_errf(err, errlen, KILN_EINVAL, "invalid sampler '%s'",
                     sampler_name ? sampler_name : "(null)");
     if (!denoise || !x || n == 0 || (!sigmas && n_sigmas > 0))
-        return fail(err, errlen, KILN_EINVAL, "sampler %s: missing model, state or sigmas",
+        return sd_errf(err, errlen, KILN_EINVAL, "sampler %s: missing model, state or sigmas",
                     def->name);
     if ((def->flags & SD_SAMPLER_NOISE) && !noise)
-        return fail(err, errlen, KILN_EINVAL, "sampler %s needs a noise source", def->name);
+        return sd_errf(err, errlen, KILN_EINVAL, "sampler %s needs a noise source", def->name);
     if (n_sigmas > (size_t)INT_MAX)
-        return fail(err, errlen, KILN_EINVAL, "sampler %s: %zu sigmas", def->name, n_sigmas);
+        return sd_errf(err, errlen, KILN_EINVAL, "sampler %s: %zu sigmas", def->name, n_sigmas);
     if (n_sigmas < 2)
         return 0;
     if (n > ((size_t)-1) / sizeof(float) / MAX_BUFS)
-        return fail(err, errlen, KILN_ELIMIT, "sampler %s: state of %zu floats", def->name, n);
+        return sd_errf(err, errlen, KILN_ELIMIT, "sampler %s: state of %zu floats", def->name, n);
     sctx_t c = {denoise, noise, step, ud, n, (int)(n_sigmas - 1), {NULL}};
     float *block = malloc((size_t)def->nbuf * n * sizeof *block);
     if (!block)
-        return fail(err, errlen, KILN_ENOMEM, "sampler %s: out of memory", def->name);
+        return sd_errf(err, errlen, KILN_ENOMEM, "sampler %s: out of memory", def->name);
     for (int b = 0; b < def->nbuf; b++)
         c.buf[b] = block + (size_t)b * n;
     int rc = def->fn(&c, x, sigmas, n_sigmas);
     free(block);
     if (rc != 0)
-        fail(err, errlen, rc, "sampler %s stopped at a callback (%d)", def->name, rc);
+        sd_errf(err, errlen, rc, "sampler %s stopped at a callback (%d)", def->name, rc);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kiln/error.h"
+#include "sd_err.h"
 
 /* Each float operation must round once, as torch's separate tensor ops do. */
 #if defined(__clang__)
@@ -27,16 +28,6 @@ const char *const sd_scheduler_names[] = {
     "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
     "linear_quadratic", "kl_optimal", NULL,
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* torch.linspace(start, end, steps) in float32 on the CPU: start + step * i below the halfway
  * point, end - step * (steps - 1 - i) from there on, each a fused multiply-add as torch's
@@ -322,15 +313,15 @@ static int check_args(const char *scheduler, const sd_model_sampling_t *ms, int 
                       const float *out, const size_t *n_out, char *err, size_t errlen)
 {
     if (!scheduler || !ms || !out || !n_out) {
-        set_err(err, errlen, "schedule: NULL argument");
+        sd_errf(err, errlen, 0, "schedule: NULL argument");
         return KILN_EINVAL;
     }
     if (!sd_scheduler_known(scheduler)) {
-        set_err(err, errlen, "invalid scheduler '%s'", scheduler);
+        sd_errf(err, errlen, 0, "invalid scheduler '%s'", scheduler);
         return KILN_EINVAL;
     }
     if (steps < 1 || steps > MAX_SCHEDULE_STEPS) {
-        set_err(err, errlen, "schedule: steps %d out of range 1..%d", steps, MAX_SCHEDULE_STEPS);
+        sd_errf(err, errlen, 0, "schedule: steps %d out of range 1..%d", steps, MAX_SCHEDULE_STEPS);
         return KILN_EINVAL;
     }
     return 0;
@@ -342,7 +333,7 @@ static int schedule_alloc(const char *scheduler, const sd_model_sampling_t *ms, 
 {
     *buf = malloc(sched_len_bound(steps) * sizeof **buf);
     if (!*buf) {
-        set_err(err, errlen, "schedule: out of memory for %d steps", steps);
+        sd_errf(err, errlen, 0, "schedule: out of memory for %d steps", steps);
         return KILN_ENOMEM;
     }
     *n = run_scheduler(scheduler, ms, steps, *buf);
@@ -354,7 +345,7 @@ static int deliver(const float *src, size_t n, float *out, size_t cap, size_t *n
                    char *err, size_t errlen)
 {
     if (n > cap) {
-        set_err(err, errlen, "schedule: %zu sigmas do not fit in %zu", n, cap);
+        sd_errf(err, errlen, 0, "schedule: %zu sigmas do not fit in %zu", n, cap);
         return KILN_ERANGE;
     }
     memcpy(out, src, n * sizeof *src);
@@ -403,7 +394,7 @@ int sd_ksampler_sigmas(const char *sampler, const char *scheduler,
     int full = denoise > 0.9999;
     double total = full ? (double)steps : floor((double)steps / denoise);
     if (total > MAX_SCHEDULE_STEPS) {
-        set_err(err, errlen, "schedule: %d steps at denoise %g need %.0f steps, over %d", steps,
+        sd_errf(err, errlen, 0, "schedule: %d steps at denoise %g need %.0f steps, over %d", steps,
                 denoise, total, MAX_SCHEDULE_STEPS);
         return KILN_ELIMIT;
     }

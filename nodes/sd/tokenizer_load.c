@@ -11,21 +11,10 @@
 
 #include "kiln/error.h"
 #include "utf8.h"
+#include "sd_err.h"
 
 /* Ids above this are refused: they would only make the id table huge. */
 #define MAX_ID (1 << 24)
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- vocab.json: a flat {"token": id, ...} object ------------------------------------- */
 
@@ -38,7 +27,7 @@ typedef struct jreader {
 
 static int jfail(jreader_t *r, const char *what)
 {
-    set_err(r->err, r->errlen, "vocab.json: byte %zu: %s", r->pos, what);
+    sd_errf(r->err, r->errlen, 0, "vocab.json: byte %zu: %s", r->pos, what);
     return KILN_EPARSE;
 }
 
@@ -174,7 +163,7 @@ static int jid(jreader_t *r, int32_t *id)
         return jfail(r, "negative id");
     }
     if (v >= MAX_ID) {
-        set_err(r->err, r->errlen, "vocab.json: byte %zu: id too large", start);
+        sd_errf(r->err, r->errlen, 0, "vocab.json: byte %zu: id too large", start);
         return KILN_ELIMIT;
     }
     *id = (int32_t)v;
@@ -293,14 +282,14 @@ static int find_specials(sd_tokenizer_t *tok, char *err, size_t errlen)
         tok->byte_id[b] = sd_tok_vocab_find(tok, s, n);
         tok->byte_eow_id[b] = sd_tok_vocab_find(tok, s, n + 4);
         if (tok->byte_id[b] < 0 || tok->byte_eow_id[b] < 0) {
-            set_err(err, errlen, "vocab.json: no symbol for byte 0x%02X", b);
+            sd_errf(err, errlen, 0, "vocab.json: no symbol for byte 0x%02X", b);
             return KILN_EPARSE;
         }
     }
     tok->start_id = sd_tok_vocab_find(tok, "<|startoftext|>", 15);
     tok->end_id = sd_tok_vocab_find(tok, "<|endoftext|>", 13);
     if (tok->start_id < 0 || tok->end_id < 0) {
-        set_err(err, errlen, "vocab.json: no <|startoftext|> or <|endoftext|> token");
+        sd_errf(err, errlen, 0, "vocab.json: no <|startoftext|> or <|endoftext|> token");
         return KILN_EPARSE;
     }
     return 0;
@@ -329,7 +318,7 @@ static int add_merge(sd_tokenizer_t *tok, const char *a, size_t alen, const char
     if (buf != small)
         free(buf);
     if (ia < 0 || ib < 0 || io < 0) {
-        set_err(err, errlen, "merges.txt: line %zu: a symbol or its merge is not in vocab.json",
+        sd_errf(err, errlen, 0, "merges.txt: line %zu: a symbol or its merge is not in vocab.json",
                 line);
         return KILN_EPARSE;
     }
@@ -382,7 +371,7 @@ static int parse_merges(sd_tokenizer_t *tok, const char *s, size_t len, char *er
         if (np == 0)
             continue; /* blank line */
         if (np != 2) {
-            set_err(err, errlen, "merges.txt: line %zu: expected two symbols", line);
+            sd_errf(err, errlen, 0, "merges.txt: line %zu: expected two symbols", line);
             return KILN_EPARSE;
         }
         int rc = add_merge(tok, s + parts[0][0], parts[0][1], s + parts[1][0], parts[1][1], rank++,
@@ -414,7 +403,7 @@ int sd_tokenizer_load_mem(const char *vocab_json, size_t vocab_len, const char *
         rc = parse_merges(tok, merges, merges_len, err, errlen);
     if (rc != 0) {
         if (rc == KILN_ENOMEM)
-            set_err(err, errlen, "out of memory loading the tokenizer");
+            sd_errf(err, errlen, 0, "out of memory loading the tokenizer");
         sd_tokenizer_free(tok);
         return rc;
     }
@@ -426,7 +415,7 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot open %s", path);
+        sd_errf(err, errlen, 0, "cannot open %s", path);
         return KILN_EIO;
     }
     size_t cap = 1 << 16, n = 0;
@@ -446,7 +435,7 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
         n += got;
         if (got == 0) {
             if (ferror(f)) {
-                set_err(err, errlen, "cannot read %s", path);
+                sd_errf(err, errlen, 0, "cannot read %s", path);
                 rc = KILN_EIO;
             }
             break;

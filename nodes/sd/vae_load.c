@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vae_int.h"
+#include "sd_err.h"
 
 /* ---- loading ---------------------------------------------------------------------------- */
 
@@ -22,12 +23,10 @@ typedef struct loader {
 static int fail(loader_t *l, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(loader_t *l, int rc, const char *fmt, ...)
 {
-    if (l->err && l->err_size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(l->err, l->err_size, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    sd_verrf(l->err, l->err_size, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
