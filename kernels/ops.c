@@ -21,7 +21,8 @@
 enum {
     OUT_F32 = 1u << 0,   /* out must be F32 */
     OUT_DENSE = 1u << 1, /* out must be contiguous */
-    IN_PLACE = 1u << 2   /* out may be exactly an input (same elements, same layout) */
+    IN_PLACE = 1u << 2,  /* out may be exactly an input (same elements, same layout) */
+    OUT_CL = 1u << 3     /* with OUT_DENSE: a channels-last out is accepted too */
 };
 
 /* Which backend runs an op: the device of its tensors. */
@@ -35,6 +36,27 @@ typedef enum backend { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_t;
 #define CUDA_CALL(call) KILN_EUNSUPPORTED
 #endif
 #define DISPATCH(be, cpu_call, cuda_call) ((be) == BACKEND_CPU ? (cpu_call) : CUDA_CALL(cuda_call))
+
+/* For ops that accept a channels-last out (OUT_CL): the CPU kernels write dense tensors,
+ * so on the host such an out is computed into a dense temporary `o` and copied over.
+ * Sets rc; `call` names its output `o`. */
+#define CPU_INTO(out, rc, call)                                                               \
+    do {                                                                                      \
+        kiln_tensor_t *o = (out);                                                             \
+        if (!kiln_tensor_is_contiguous(out)) {                                                \
+            o = kiln__tensor_new_uninit((out)->dtype, (out)->ndim, (out)->shape);             \
+            if (!o) {                                                                         \
+                (rc) = KILN_ENOMEM;                                                           \
+                break;                                                                        \
+            }                                                                                 \
+        }                                                                                     \
+        (rc) = (call);                                                                        \
+        if (o != (out)) {                                                                     \
+            if ((rc) == 0)                                                                    \
+                (rc) = kiln_tensor_copy((out), o);                                            \
+            kiln_tensor_release(o);                                                           \
+        }                                                                                     \
+    } while (0)
 
 /* 1 when device is a CUDA device of this build. */
 static int is_cuda_device(int device)
@@ -95,6 +117,24 @@ static int same_shape(const kiln_tensor_t *a, const kiln_tensor_t *b)
     return 1;
 }
 
+/* 1 when t is a 4-D tensor [N, C, H, W] laid out channels-last: dense in N, H, W, C order
+ * (strides H*W*C, 1, W*C, C, those of size-1 dimensions ignored), the layout of
+ * torch.channels_last, which the GPU convolutions read and write without transposes. */
+static int is_channels_last(const kiln_tensor_t *t)
+{
+    if (t->ndim != 4)
+        return 0;
+    static const int order[4] = {1, 3, 2, 0}; /* innermost first */
+    int64_t expect = 1;
+    for (int k = 0; k < 4; k++) {
+        int d = order[k];
+        if (t->shape[d] != 1 && t->strides[d] != expect)
+            return 0;
+        expect *= t->shape[d];
+    }
+    return 1;
+}
+
 /* Normalizes a dimension index (negative counts from the end); -1 when out of range. */
 static int norm_dim(int d, int ndim)
 {
@@ -124,7 +164,9 @@ static int check(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t
     if ((flags & OUT_F32) && out->dtype != KILN_DTYPE_F32 &&
         !(cuda && (out->dtype == KILN_DTYPE_F16 || out->dtype == KILN_DTYPE_BF16)))
         return KILN_ETYPE;
-    if (kiln_tensor_is_readonly(out) || ((flags & OUT_DENSE) && !kiln_tensor_is_contiguous(out)))
+    if (kiln_tensor_is_readonly(out) ||
+        ((flags & OUT_DENSE) && !kiln_tensor_is_contiguous(out) &&
+         !((flags & OUT_CL) && is_channels_last(out))))
         return KILN_EINVAL;
     for (int i = 0; i < out->ndim; i++) /* out must not write one element twice */
         if (out->shape[i] > 1 && out->strides[i] == 0)
@@ -462,7 +504,7 @@ int kiln_op_group_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_te
     if (bias)
         in[nin++] = bias;
     backend_t be;
-    int rc = check(lane, out, in, nin, OUT_F32 | OUT_DENSE | IN_PLACE, &be);
+    int rc = check(lane, out, in, nin, OUT_F32 | OUT_DENSE | OUT_CL | IN_PLACE, &be);
     if (rc == 0)
         rc = check_floats(&x, 1);
     if (rc < 0)
@@ -473,8 +515,11 @@ int kiln_op_group_norm(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_te
     int64_t c = x->shape[1];
     if ((rc = check_vec(weight, c)) < 0 || (rc = check_vec(bias, c)) < 0)
         return rc;
-    return DISPATCH(
-        be, kiln__cpu_group_norm(out, x, weight, bias, num_groups, eps, fuse_silu != 0),
+    if (be == BACKEND_CPU) {
+        CPU_INTO(out, rc, kiln__cpu_group_norm(o, x, weight, bias, num_groups, eps, fuse_silu != 0));
+        return rc;
+    }
+    return CUDA_CALL(
         kiln__cuda_op_group_norm(lane, out, x, weight, bias, num_groups, eps, fuse_silu != 0));
 }
 
@@ -549,7 +594,7 @@ int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     const kiln_tensor_t *in[3] = {x, weight, bias};
     kiln_conv2d_params_t p;
     backend_t be;
-    int rc = check(lane, out, in, bias ? 3 : 2, OUT_F32 | OUT_DENSE, &be);
+    int rc = check(lane, out, in, bias ? 3 : 2, OUT_F32 | OUT_DENSE | OUT_CL, &be);
     if (rc == 0)
         rc = check_floats(in, 3);
     if (rc == 0)
@@ -573,8 +618,11 @@ int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     kiln__conv2d_geom_t g = {p.stride_h, p.stride_w,   p.pad_top,
                              p.pad_left, p.dilation_h, p.dilation_w};
     // [N, C, H, W] -> [N, OC, OH, OW]
-    return DISPATCH(be, kiln__cpu_conv2d(out, x, weight, bias, &g),
-                    kiln__cuda_op_conv2d(lane, out, x, weight, bias, &g));
+    if (be == BACKEND_CPU) {
+        CPU_INTO(out, rc, kiln__cpu_conv2d(o, x, weight, bias, &g));
+        return rc;
+    }
+    return CUDA_CALL(kiln__cuda_op_conv2d(lane, out, x, weight, bias, &g));
 }
 
 int kiln_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *q,
@@ -610,7 +658,7 @@ int kiln_op_interpolate(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_t
                         kiln_interp_mode_t mode)
 {
     backend_t be;
-    int rc = check(lane, out, &x, 1, OUT_F32 | OUT_DENSE, &be);
+    int rc = check(lane, out, &x, 1, OUT_F32 | OUT_DENSE | OUT_CL, &be);
     if (rc == 0)
         rc = check_floats(&x, 1);
     if (rc < 0)
@@ -628,8 +676,11 @@ int kiln_op_interpolate(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_t
         if (x->shape[i] < 1 || out->shape[i] < 1)
             return KILN_EINVAL;
     // [..., H, W] -> [..., OH, OW]
-    return DISPATCH(be, kiln__cpu_interpolate(out, x, mode),
-                    kiln__cuda_op_interpolate(lane, out, x, mode));
+    if (be == BACKEND_CPU) {
+        CPU_INTO(out, rc, kiln__cpu_interpolate(o, x, mode));
+        return rc;
+    }
+    return CUDA_CALL(kiln__cuda_op_interpolate(lane, out, x, mode));
 }
 
 int kiln_op_timestep_embedding(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *t,

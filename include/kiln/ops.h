@@ -31,7 +31,9 @@
  *    float32 accumulation.
  *  - Layout: inputs may be strided views (permuted, sliced, transposed). `out` may be a
  *    strided view for the elementwise and data-movement ops; the others need a contiguous
- *    `out` (KILN_EINVAL otherwise). The elementwise ops (add ... quick_gelu, not geglu),
+ *    `out` (KILN_EINVAL otherwise), except that conv2d, group_norm and interpolate also
+ *    accept a channels-last `out` (4-D [N, C, H, W] dense in N, H, W, C order, as
+ *    torch.channels_last), the layout GPU convolutions prefer. The elementwise ops (add ... quick_gelu, not geglu),
  *    softmax and the norms may run in place: `out` may be the very same elements as an
  *    input (same address, shape and strides); any other overlap between `out` and an
  *    input is refused.

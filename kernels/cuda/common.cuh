@@ -189,6 +189,23 @@ static inline bool is_dense(const kiln__cuda_desc_t *d)
     return true;
 }
 
+/* 1 when d is a 4-D [N, C, H, W] descriptor laid out channels-last (dense in N, H, W, C
+ * order; size-1 dimensions ignored). */
+static inline bool is_cl(const kiln__cuda_desc_t *d)
+{
+    if (d->ndim != 4)
+        return false;
+    const int order[4] = {1, 3, 2, 0}; /* innermost first */
+    int64_t expect = 1;
+    for (int k = 0; k < 4; k++) {
+        int i = order[k];
+        if (d->shape[i] != 1 && d->strides[i] != expect)
+            return false;
+        expect *= d->shape[i];
+    }
+    return true;
+}
+
 static inline size_t dtype_size(int dt)
 {
     return kiln_dtype_size((kiln_dtype_t)dt);

@@ -1,5 +1,7 @@
 /* 2-D convolution on CUDA: half-precision calls go to cuDNN when it is there
- * (conv_dnn.cu); the rest, and everything when it is not, run as im2col + cuBLASLt GEMM. The column matrix of as many
+ * (conv_dnn.cu); the rest, and everything when it is not, run as im2col + cuBLASLt GEMM
+ * (into dense scratch memory when out is channels-last). A channels-last 1x1 convolution
+ * is one GEMM over the pixels. The column matrix of as many
  * samples as fit COLS_BUDGET bytes is built at once (or a band of output rows of one
  * sample when a single sample is larger), and one strided-batched GEMM per chunk writes
  * straight into out. A 1x1, stride-1, unpadded convolution over dense samples skips
@@ -123,15 +125,66 @@ template <typename F> static int time_path(kiln__cuda_exec_t *x, F run, float *m
     return rc;
 }
 
+/* conv_im2col for any out layout: a channels-last out is computed densely in scratch
+ * memory and copied over. */
+static int conv_fallback(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
+                         const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
+                         const kiln__cuda_desc_t *bias, const kiln__cuda_conv_geom_t *g)
+{
+    if (is_dense(out))
+        return conv_im2col(x, out, in, w, bias, g);
+    kiln__cuda_desc_t t = *out;
+    int64_t st = 1;
+    for (int i = 3; i >= 0; i--) {
+        t.strides[i] = st;
+        st *= t.shape[i];
+    }
+    t.ptr = kiln__cuda_scratch(x, (size_t)out->numel * dtype_size(out->dtype));
+    if (!t.ptr)
+        return x->scratch_rc;
+    int rc = conv_im2col(x, &t, in, w, bias, g);
+    return rc == 0 ? kiln__cudak_copy(x, out, &t) : rc;
+}
+
+/* A 1x1, stride-1, unpadded convolution from and to channels-last tensors is a linear map
+ * of every pixel's channels: out [N*H*W, OC] = in [N*H*W, C] W^T + bias, one GEMM with
+ * the bias in its epilogue. */
+static bool pointwise_cl(const kiln__cuda_desc_t *out, const kiln__cuda_desc_t *in,
+                         const kiln__cuda_desc_t *w, const kiln__cuda_conv_geom_t *g)
+{
+    return w->shape[2] == 1 && w->shape[3] == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_top == 0 && g->pad_left == 0 && out->shape[2] == in->shape[2] &&
+           out->shape[3] == in->shape[3] && is_cl(in) && is_cl(out) && !is_dense(out);
+}
+
+static int conv_pointwise_cl(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
+                             const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
+                             const kiln__cuda_desc_t *bias)
+{
+    int64_t pixels = in->shape[0] * in->shape[2] * in->shape[3];
+    kiln__cuda_desc_t a = {}, o = {}, wm = {};
+    a.ptr = in->ptr, a.dtype = in->dtype, a.ndim = 2, a.numel = in->numel;
+    a.shape[0] = pixels, a.shape[1] = in->shape[1], a.strides[0] = in->shape[1], a.strides[1] = 1;
+    o.ptr = out->ptr, o.dtype = out->dtype, o.ndim = 2, o.numel = out->numel;
+    o.shape[0] = pixels, o.shape[1] = out->shape[1], o.strides[0] = out->shape[1];
+    o.strides[1] = 1;
+    wm.ptr = w->ptr, wm.dtype = w->dtype, wm.ndim = 2, wm.numel = w->numel;
+    wm.shape[0] = w->shape[0], wm.shape[1] = w->shape[1];
+    wm.strides[0] = w->strides[0], wm.strides[1] = w->strides[1];
+    return kiln__cudak_linear(x, &o, &a, &wm, bias); // [N*H*W, OC]
+}
+
 static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
                     const kiln__cuda_desc_t *bias, const kiln__cuda_conv_geom_t *g)
 {
     if (out->numel == 0)
         return 0;
+    if (pointwise_cl(out, in, w, g))
+        return conv_pointwise_cl(x, out, in, w, bias);
     dnn_plan *p = conv_dnn_plan(x, out, in, w, g);
     if (!p)
-        return conv_im2col(x, out, in, w, bias, g);
+        return conv_fallback(x, out, in, w, bias, g);
     int *choice = conv_dnn_choice(p);
     if (*choice == 0) { /* first call of this shape: time both paths, keep the faster */
         float t_dnn = 0.0f, t_col = 0.0f;
@@ -144,7 +197,7 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
             rc = time_path(x, [&] { return conv_dnn_run(x, p, out, in, w, bias); }, &t_dnn);
             kiln__cuda_scratch_release(x);
             if (rc == 0) /* im2col last: its output is the call's result */
-                rc = time_path(x, [&] { return conv_im2col(x, out, in, w, bias, g); }, &t_col);
+                rc = time_path(x, [&] { return conv_fallback(x, out, in, w, bias, g); }, &t_col);
         }
         if (rc < 0)
             return rc;
@@ -157,7 +210,8 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     (long long)w->shape[2], (long long)g->stride_h, t_dnn, t_col);
         return 0;
     }
-    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias) : conv_im2col(x, out, in, w, bias, g);
+    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias)
+                        : conv_fallback(x, out, in, w, bias, g);
 }
 
 } // namespace kiln_cuda

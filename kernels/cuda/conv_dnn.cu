@@ -5,7 +5,9 @@
  * The fastest algorithm for each shape is measured once (cudnnFind...) and cached per
  * stream with its descriptors; conv.cu then times both paths once on the same call and
  * keeps whichever is faster for that shape (cuDNN loses at small spatial sizes).
- * Symmetric padding only (cuDNN's limit). */
+ * Symmetric padding only (cuDNN's limit). Each of x, weight and out may be dense NCHW or
+ * channels-last (NHWC); channels-last throughout is what the tensor-core implicit-GEMM
+ * kernels read without transforms. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,7 @@ static void dnn_load(void)
 struct plan_key {
     int64_t n, c, h, w, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw;
     int dt;
+    int x_cl, w_cl, y_cl; /* 1: that operand is channels-last (cuDNN's NHWC) */
 };
 
 struct plan {
@@ -105,12 +108,12 @@ static bool plan_build(kiln__cuda_exec_t *x, dnn_cache *c, plan *p, const void *
     cudnnDataType_t dt = k.dt == KILN_DTYPE_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
     bool ok = st_ok(dnn.tensor_new(&p->x)) && st_ok(dnn.tensor_new(&p->y)) &&
               st_ok(dnn.filter_new(&p->f)) && st_ok(dnn.conv_new(&p->conv));
-    ok = ok && st_ok(dnn.tensor_set(p->x, CUDNN_TENSOR_NCHW, dt, (int)k.n, (int)k.c, (int)k.h,
-                                    (int)k.w));
-    ok = ok && st_ok(dnn.tensor_set(p->y, CUDNN_TENSOR_NCHW, dt, (int)k.n, (int)k.oc, (int)k.oh,
-                                    (int)k.ow));
-    ok = ok && st_ok(dnn.filter_set(p->f, dt, CUDNN_TENSOR_NCHW, (int)k.oc, (int)k.c, (int)k.kh,
-                                    (int)k.kw));
+    cudnnTensorFormat_t xf = k.x_cl ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    cudnnTensorFormat_t yf = k.y_cl ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    cudnnTensorFormat_t wf = k.w_cl ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    ok = ok && st_ok(dnn.tensor_set(p->x, xf, dt, (int)k.n, (int)k.c, (int)k.h, (int)k.w));
+    ok = ok && st_ok(dnn.tensor_set(p->y, yf, dt, (int)k.n, (int)k.oc, (int)k.oh, (int)k.ow));
+    ok = ok && st_ok(dnn.filter_set(p->f, dt, wf, (int)k.oc, (int)k.c, (int)k.kh, (int)k.kw));
     ok = ok && st_ok(dnn.conv_set(p->conv, (int)k.ph, (int)k.pw, (int)k.sh, (int)k.sw, (int)k.dh,
                                   (int)k.dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     ok = ok && st_ok(dnn.conv_math(p->conv, CUDNN_TENSOR_OP_MATH));
@@ -159,9 +162,11 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                      g->stride_h + 1;
     int64_t ow = (in->shape[3] + 2 * g->pad_left - g->dilation_w * (w->shape[3] - 1) - 1) /
                      g->stride_w + 1;
+    /* each operand dense NCHW or channels-last: cuDNN's two packed formats */
     if (!dnn.ok || (dt != KILN_DTYPE_F16 && dt != KILN_DTYPE_BF16) || w->dtype != dt ||
-        out->dtype != dt || oh != out->shape[2] || ow != out->shape[3] || !is_dense(in) ||
-        !is_dense(w) || in->numel > INT32_MAX || out->numel > INT32_MAX)
+        out->dtype != dt || oh != out->shape[2] || ow != out->shape[3] ||
+        !(is_dense(in) || is_cl(in)) || !(is_dense(w) || is_cl(w)) ||
+        !(is_dense(out) || is_cl(out)) || in->numel > INT32_MAX || out->numel > INT32_MAX)
         return NULL;
     dnn_cache *c = cache_of(x);
     if (!c || !st_ok(dnn.set_stream(c->handle, stream_of(x))))
@@ -173,6 +178,7 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     k.oh = out->shape[2], k.ow = out->shape[3];
     k.sh = g->stride_h, k.sw = g->stride_w, k.ph = g->pad_top, k.pw = g->pad_left;
     k.dh = g->dilation_h, k.dw = g->dilation_w, k.dt = dt; /* memcmp'd: padding stays 0 */
+    k.x_cl = !is_dense(in), k.w_cl = !is_dense(w), k.y_cl = !is_dense(out);
     plan *p = NULL;
     for (int i = 0; i < c->n && !p; i++)
         if (memcmp(&c->plans[i].key, &k, sizeof k) == 0)
@@ -207,7 +213,8 @@ int conv_dnn_run(kiln__cuda_exec_t *x, dnn_plan *dp, const kiln__cuda_desc_t *ou
     dnn_cache *c = cache_of(x);
     float alpha = 1.0f, beta = 0.0f;
     if (bias) { /* out starts as the bias; the convolution accumulates onto it */
-        int rc = bias_fill(x, out->ptr, out->dtype, k.n, k.oc, k.oh * k.ow, bias);
+        int rc = k.y_cl ? bias_fill(x, out->ptr, out->dtype, k.n * k.oh * k.ow, k.oc, 1, bias)
+                        : bias_fill(x, out->ptr, out->dtype, k.n, k.oc, k.oh * k.ow, bias);
         if (rc < 0)
             return rc;
         beta = 1.0f;

@@ -86,7 +86,7 @@ int kiln__cudak_unary(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
 int kiln__cudak_geglu(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                       const kiln__cuda_desc_t *in);
 
-/* norm.cu: out is contiguous; w and b may be NULL. */
+/* norm.cu: out is contiguous (group norm: or channels-last); w and b may be NULL. */
 int kiln__cudak_softmax(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                         const kiln__cuda_desc_t *in);
 int kiln__cudak_layer_norm(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
@@ -113,7 +113,7 @@ int kiln__cudak_gemm(kiln__cuda_exec_t *x, int trans_a, int trans_b, int64_t m, 
                      int64_t ldb, int64_t sb, int dt_ab, void *c, int64_t ldc, int64_t sc,
                      int dt_c, float beta, int64_t batch);
 
-/* conv.cu: out [N, OC, OH, OW] contiguous. */
+/* conv.cu: out [N, OC, OH, OW] contiguous or channels-last. */
 int kiln__cudak_conv2d(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
                        const kiln__cuda_desc_t *b, const kiln__cuda_conv_geom_t *g);
@@ -123,7 +123,7 @@ int kiln__cudak_attention(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                           const kiln__cuda_desc_t *q, const kiln__cuda_desc_t *k,
                           const kiln__cuda_desc_t *v, int heads, float scale);
 
-/* interp.cu */
+/* interp.cu: out contiguous or (4-D) channels-last. */
 int kiln__cudak_interpolate(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                             const kiln__cuda_desc_t *in, int mode);
 

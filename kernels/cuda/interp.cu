@@ -78,6 +78,41 @@ __global__ void interp_k(geo g, const void *x, int xdt, int64_t xsh, int64_t xsw
     }
 }
 
+/* The same for a 4-D channels-last out, walked channel-fastest so that consecutive threads
+ * write (and, for a channels-last x, read) consecutive elements. Strides of x and out are
+ * given per dimension (N, C, H, W). */
+struct nchw_strides {
+    int64_t n, c, h, w;
+};
+
+__global__ void interp_cl_k(const void *x, int xdt, nchw_strides xs, void *o, int odt,
+                            nchw_strides os, int64_t ch, axis ah, axis aw, int mode,
+                            int64_t total)
+{
+    int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        int64_t c = i % ch, r = i / ch, ox = r % aw.out;
+        r /= aw.out;
+        int64_t oy = r % ah.out, n = r / ah.out;
+        int64_t y0, y1, x0, x1;
+        float h0, h1, w0, w1;
+        axis_at(ah, oy, mode, &y0, &y1, &h0, &h1);
+        axis_at(aw, ox, mode, &x0, &x1, &w0, &w1);
+        int64_t base = n * xs.n + c * xs.c, r0 = base + y0 * xs.h, r1 = base + y1 * xs.h;
+        float v;
+        if (mode != KILN_INTERP_MODE_BILINEAR) {
+            v = ld_f(x, xdt, r0 + x0 * xs.w);
+        } else {
+            float a = ld_f(x, xdt, r0 + x0 * xs.w), b = ld_f(x, xdt, r0 + x1 * xs.w);
+            float cc = ld_f(x, xdt, r1 + x0 * xs.w), d = ld_f(x, xdt, r1 + x1 * xs.w);
+            float top = __fadd_rn(__fmul_rn(w0, a), __fmul_rn(w1, b));
+            float bot = __fadd_rn(__fmul_rn(w0, cc), __fmul_rn(w1, d));
+            v = __fadd_rn(__fmul_rn(h0, top), __fmul_rn(h1, bot));
+        }
+        st_f(o, odt, n * os.n + c * os.c + oy * os.h + ox * os.w, v);
+    }
+}
+
 } // namespace kiln_cuda
 
 extern "C" int kiln__cudak_interpolate(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
@@ -93,6 +128,15 @@ extern "C" int kiln__cudak_interpolate(kiln__cuda_exec_t *x, const kiln__cuda_de
                (float)in->shape[nd - 2] / (float)out->shape[nd - 2]};
     axis aw = {in->shape[nd - 1], out->shape[nd - 1],
                (float)in->shape[nd - 1] / (float)out->shape[nd - 1]};
+    if (nd == 4 && !is_dense(out)) { /* channels-last out (the only other layout accepted) */
+        nchw_strides xs = {in->strides[0], in->strides[1], in->strides[2], in->strides[3]};
+        nchw_strides os = {out->strides[0], out->strides[1], out->strides[2], out->strides[3]};
+        interp_cl_k<<<grid_for(out->numel, 256), 256, 0, stream_of(x)>>>(
+            in->ptr, in->dtype, xs, out->ptr, out->dtype, os, out->shape[1], ah, aw, mode,
+            out->numel);
+        KILN_CUDA_LAUNCHED();
+        return 0;
+    }
     interp_k<<<grid_for(out->numel, 256), 256, 0, stream_of(x)>>>(
         g, in->ptr, in->dtype, in->strides[nd - 2], in->strides[nd - 1], out->ptr, out->dtype,
         ah, aw, mode, out->numel);

@@ -5,6 +5,7 @@
  * reported in the node's UI output as {"filename", "subfolder", "type"}. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,29 +150,73 @@ static int collect_texts(kiln_call_t *call, kiln__core_png_text_t **texts, size_
     return 0;
 }
 
+/* One image of a batch to encode: the float pixels in, the PNG (malloc'd) out. */
+typedef struct encode_job {
+    const float *src; /* [H, W, C] floats */
+    const kiln__core_image_t *img;
+    const kiln__core_png_text_t *texts;
+    size_t n_texts;
+    int level;
+    uint8_t *png;
+    size_t png_len;
+    int err;
+} encode_job_t;
+
+static void *encode_one(void *arg)
+{
+    encode_job_t *j = arg;
+    size_t plane = (size_t)(j->img->h * j->img->w * j->img->c);
+    uint8_t *pixels = kiln_malloc(plane);
+    j->err = pixels ? 0 : KILN_ENOMEM;
+    if (!j->err) {
+        kiln__core_float_to_u8(j->src, plane, pixels); // [H, W, C] bytes
+        j->err = kiln__core_png_encode(pixels, (uint32_t)j->img->w, (uint32_t)j->img->h,
+                                       (int)j->img->c, j->texts, j->n_texts, j->level, &j->png,
+                                       &j->png_len);
+    }
+    kiln_free(pixels);
+    return NULL;
+}
+
+/* Images encoded at once: deflate is the slow part of saving a batch, and the images are
+ * independent, so a batch's PNGs are made on up to this many threads (one wave at a
+ * time, which bounds the memory held) and then written in order. */
+#define ENCODE_WAVE 8
+
 static int save_batch(kiln_call_t *call, const save_mode_t *mode, const kiln__core_image_t *img,
                       save_target_t *t, const kiln__core_png_text_t *texts, size_t n_texts)
 {
     size_t plane = (size_t)(img->h * img->w * img->c);
-    uint8_t *pixels = kiln_malloc(plane);
-    if (!pixels)
-        return kiln_call_fail(call, "out of memory");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t wave = cores > 1 ? (cores < ENCODE_WAVE ? cores : ENCODE_WAVE) : 1;
+    encode_job_t jobs[ENCODE_WAVE];
     int err = 0;
-    for (int64_t b = 0; b < img->b && !err; b++) {
-        uint8_t *png = NULL;
-        size_t png_len = 0;
-        kiln__core_float_to_u8(img->data + (size_t)b * plane, plane, pixels); // [H, W, C] bytes
-        err = kiln__core_png_encode(pixels, (uint32_t)img->w, (uint32_t)img->h, (int)img->c,
-                                    texts, n_texts, mode->level, &png, &png_len);
-        if (err) {
-            err = kiln_call_failf(call, "cannot encode PNG: %s",
-                                  err == KILN_ENOMEM ? "out of memory" : "bad metadata or size");
-            break;
+    for (int64_t b0 = 0; b0 < img->b && !err; b0 += wave) {
+        int64_t n = img->b - b0 < wave ? img->b - b0 : wave;
+        pthread_t th[ENCODE_WAVE];
+        int started[ENCODE_WAVE] = {0};
+        for (int64_t i = 0; i < n; i++) {
+            jobs[i] = (encode_job_t){img->data + (size_t)(b0 + i) * plane, img, texts, n_texts,
+                                     mode->level, NULL, 0, 0};
+            /* the last image of the wave runs here; a thread that cannot start runs here */
+            if (i + 1 < n && pthread_create(&th[i], NULL, encode_one, &jobs[i]) == 0)
+                started[i] = 1;
+            else
+                encode_one(&jobs[i]);
         }
-        err = store_png(call, mode, t, b, png, png_len);
-        free(png);
+        for (int64_t i = 0; i < n; i++)
+            if (started[i])
+                pthread_join(th[i], NULL);
+        for (int64_t i = 0; i < n; i++) {
+            if (!err && jobs[i].err)
+                err = kiln_call_failf(call, "cannot encode PNG: %s",
+                                      jobs[i].err == KILN_ENOMEM ? "out of memory"
+                                                                 : "bad metadata or size");
+            if (!err)
+                err = store_png(call, mode, t, b0 + i, jobs[i].png, jobs[i].png_len);
+            free(jobs[i].png);
+        }
     }
-    kiln_free(pixels);
     return err;
 }
 

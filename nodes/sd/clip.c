@@ -210,6 +210,7 @@ int sd_clip_load(kiln_weights_t *w, const char *prefix, int heads, sd_clip_t **o
         return KILN_ENOMEM;
     memset(c, 0, sizeof *c);
     c->dev = sd_dev_current(); /* the weights below are placed there */
+    c->dev.channels_last = 0;   /* a transformer over tokens: no image layout to choose */
     int rc = read_config(&l, heads, c);
     if (rc == 0)
         rc = load_all(&l, c);

@@ -322,8 +322,12 @@ int sd_clip_encode(const sd_clip_t *c, kiln_lane_t *lane, const sd_token_chunks_
     int rc = check_args(c, chunks, stop_at_layer);
     if (rc != 0)
         return rc;
-    if (c->dev.device == KILN_DEVICE_CPU)
-        return encode_here(c, sd_host_lane(lane), chunks, stop_at_layer, cond, pooled);
+    if (c->dev.device == KILN_DEVICE_CPU) { /* entered for its (dense) layout */
+        sd_dev_t prev = sd_dev_enter(c->dev);
+        rc = encode_here(c, sd_host_lane(lane), chunks, stop_at_layer, cond, pooled);
+        sd_dev_leave(prev);
+        return rc;
+    }
     /* On a GPU: encode there, hand back host float32 results (CONDITIONING is host data). */
     sd_dev_t prev = sd_dev_enter(c->dev);
     kiln_tensor_t *dc = NULL, *dp = NULL;

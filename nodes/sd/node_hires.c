@@ -113,4 +113,5 @@ const kiln_node_def_t sd_node_hires_fix = {
     KILN_NODE_DEF_INIT, .name = "HiresFix", .display_name = "Hires Fix", .category = "sampling",
     .description = "Upscales a latent (as Upscale Latent By) and samples it again at a partial "
                    "denoise (as KSampler): the second pass of a high-resolution fix.",
-    .inputs = hires_inputs, .outputs = hires_output, .execute = hires_execute};
+    .inputs = hires_inputs, .outputs = hires_output, .execute = hires_execute,
+    .flags = KILN_NODE_GPU, /* may run on a GPU lane (sd_device.h) */};

@@ -10,15 +10,24 @@
 #include <kiln/node.h>
 
 /* A placement: device 0 is the host (act then means nothing); on a GPU, float weights and
- * the activations the model code creates get dtype `act`. */
+ * the activations the model code creates get dtype `act`. With channels_last, the 4-D
+ * float tensors the model code creates (activations [B, C, H, W]) and its 4-D weights
+ * (convolution kernels [OC, C, kh, kw]) are laid out channels-last, as torch's
+ * channels_last format: the same logical shapes, with the channel dimension innermost in
+ * memory. The GPU convolutions then run as implicit GEMMs on tensor cores without layout
+ * transforms, and the transformers' token views need no transposes. The model code is
+ * written against logical shapes and views, so results do not depend on it. */
 typedef struct sd_dev {
     int device;
     kiln_dtype_t act;
+    int channels_last;
 } sd_dev_t;
 
 /* The placement for models loaded by a node running on lane: the lane's device (host for
  * CPU lanes, NULL, or a host without the 1.1 device entries) and, on a GPU, the dtype
- * KILN_CUDA_DTYPE names (fp16, the default; bf16; fp32). Any thread. */
+ * KILN_CUDA_DTYPE names (fp16, the default; bf16; fp32). Channels-last is on for GPUs and
+ * off on the host; KILN_SD_CHANNELS_LAST=0 or 1 overrides both (1 on the host is for
+ * testing the layout's view logic, where the CPU kernels gain nothing). Any thread. */
 sd_dev_t sd_dev_for_lane(kiln_lane_t *lane);
 
 /* Makes d the calling thread's target and returns the previous one, to be handed back to
@@ -37,8 +46,13 @@ kiln_lane_t *sd_dev_lane(kiln_lane_t *lane);
 kiln_lane_t *sd_host_lane(kiln_lane_t *lane);
 
 /* A new zero-filled tensor on the current target: kiln_tensor_new on the host; on a GPU
- * float dtypes become the target's act dtype. NULL on failure. Caller owns it. */
+ * float dtypes become the target's act dtype. 4-D float tensors are channels-last views
+ * when the target says so. NULL on failure. Caller owns it. */
 kiln_tensor_t *sd_tensor_new(kiln_dtype_t dtype, int ndim, const int64_t *shape);
+
+/* sd_tensor_new, always dense (row-major): for results handed to callers, which may read
+ * a host result's elements directly. */
+kiln_tensor_t *sd_tensor_new_dense(kiln_dtype_t dtype, int ndim, const int64_t *shape);
 
 /* t on the current target device (*out: a new reference; t itself when it is already
  * there). Host float tensors moved to a GPU are converted to the act dtype. 0 or KILN_E*. */
@@ -49,7 +63,8 @@ int sd_to_dev(kiln_lane_t *lane, const kiln_tensor_t *t, kiln_tensor_t **out);
 int sd_to_host_f32(const kiln_tensor_t *t, kiln_tensor_t **out);
 
 /* kiln_weights_get, placed on the current target: on a GPU a float weight is converted to
- * the act dtype and uploaded once (the caller keeps it resident). 0 or KILN_E*. */
+ * the act dtype and uploaded once (the caller keeps it resident); a 4-D float weight is
+ * laid out channels-last when the target says so. 0 or KILN_E*. */
 int sd_weight_get(kiln_weights_t *w, const char *name, kiln_dtype_t dtype, kiln_tensor_t **out);
 
 #endif

@@ -193,12 +193,16 @@ static int st_tokens_in(const sd_unet_st_t *st, kiln_lane_t *lane, const kiln_te
     int64_t w = st->use_linear ? c : st->inner;
     if (rc == 0)
         rc = kiln_tensor_reshape(st->use_linear ? n : p, 3, (int64_t[]){nb, w, hw}, &flat);
-    if (rc == 0) {
-        t = new_f32(3, nb, hw, w, 0);
-        rc = t ? 0 : KILN_ENOMEM;
+    /* A channels-last source already holds the tokens densely: view them. Otherwise
+     * transpose into a new tensor. */
+    if (rc == 0 && kiln_tensor_transpose(flat, 1, 2, &t) == 0 && !kiln_tensor_is_contiguous(t)) {
+        kiln_tensor_release(t);
+        t = NULL;
     }
-    if (rc == 0)
-        rc = kiln_op_transpose(lane, t, flat, 1, 2); // [B, HW, w]
+    if (rc == 0 && !t) {
+        t = new_f32(3, nb, hw, w, 0);
+        rc = t ? kiln_op_transpose(lane, t, flat, 1, 2) : KILN_ENOMEM; // [B, HW, w]
+    }
     kiln_tensor_release(flat);
     kiln_tensor_release(p);
     if (rc == 0 && st->use_linear) {

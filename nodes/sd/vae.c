@@ -119,7 +119,7 @@ static int decode_raw_here(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tens
     int64_t f = sd_vae_downscale(v), nb = kiln_tensor_dim(latent, 0);
     int64_t shape[4] = {nb, v->out_channels, kiln_tensor_dim(latent, 2) * f,
                         kiln_tensor_dim(latent, 3) * f};
-    kiln_tensor_t *img = sd_tensor_new(KILN_DTYPE_F32, 4, shape); // [B, 3, H, W]
+    kiln_tensor_t *img = sd_tensor_new_dense(KILN_DTYPE_F32, 4, shape); // [B, 3, H, W]
     int rc = img ? 0 : KILN_ENOMEM;
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         kiln_tensor_t *z = NULL, *y = NULL;
@@ -241,7 +241,7 @@ static int encode_here(const sd_vae_t *v, kiln_lane_t *lane, const kiln_tensor_t
     if (nb < 1 || hc < 1 || wc < 1)
         return KILN_EINVAL;
     kiln_tensor_t *lat =
-        sd_tensor_new(KILN_DTYPE_F32, 4, (const int64_t[]){nb, v->embed, hc / f, wc / f});
+        sd_tensor_new_dense(KILN_DTYPE_F32, 4, (const int64_t[]){nb, v->embed, hc / f, wc / f});
     int rc = lat ? 0 : KILN_ENOMEM;
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         kiln_tensor_t *x = NULL, *moments = NULL;

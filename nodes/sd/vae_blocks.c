@@ -144,7 +144,13 @@ static int attn_core(const vae_attn_t *at, kiln_lane_t *lane, const kiln_tensor_
     int64_t l = kiln_tensor_dim(hn, 2) * kiln_tensor_dim(hn, 3);
     kiln_tensor_t *flat = NULL, *rows = NULL, *q = NULL, *k = NULL, *v = NULL, *a = NULL;
     int rc = kiln_tensor_reshape(hn, 3, (const int64_t[]){b, c, l}, &flat); // [B, C, L]
-    if (rc == 0) {
+    /* channels-last pixels already are dense rows: view them, else transpose them */
+    if (rc == 0 && kiln_tensor_transpose(flat, 1, 2, &rows) == 0 &&
+        !kiln_tensor_is_contiguous(rows)) {
+        kiln_tensor_release(rows);
+        rows = NULL;
+    }
+    if (rc == 0 && !rows) {
         rows = sd_tensor_new(KILN_DTYPE_F32, 3, (const int64_t[]){b, l, c});
         rc = rows ? kiln_op_transpose(lane, rows, flat, 1, 2) : KILN_ENOMEM; // [B, L, C]
     }

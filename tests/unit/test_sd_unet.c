@@ -253,6 +253,23 @@ static void test_eps_odd_size(void)
     ASSERT_EQ_INT(kiln_engine_close(e), 0);
 }
 
+/* The same case with the model's activations and conv kernels laid out channels-last
+ * (the GPU layout, here forced on the host): the model code reaches every tensor through
+ * logical shapes and views, so the layout must not change the result beyond float
+ * rounding of a different summation order (the CPU kernels are the same). */
+static void test_eps_channels_last(void)
+{
+    ASSERT_EQ_INT(setenv("KILN_SD_CHANNELS_LAST", "1", 1), 0); /* this test's process only */
+    kiln_engine_t *e = engine_up();
+    sd_unet_t *u = load_unet(CKPT, 0);
+    kiln_weights_t *refs = open_refs();
+    check_eps(u, refs, "odd_x", "odd_timestep", "odd_context", "odd_eps_raw", 1e-5);
+    check_eps(u, refs, "x", "timestep", "context", "eps_raw", 5e-3);
+    kiln_weights_close(refs);
+    sd_unet_free(u);
+    ASSERT_EQ_INT(kiln_engine_close(e), 0);
+}
+
 /* rel between the UNet's eps for the fixture input and for the same input with every
  * other element moved by one ulp: how far float32 rounding alone can move this case. */
 static double ulp_sensitivity(const sd_unet_t *u, kiln_weights_t *refs, const char *x_name,
@@ -473,5 +490,6 @@ static void test_linear_projections(void)
 
 KILN_TEST_MAIN(TEST(test_config_detected), TEST(test_load_options_and_errors),
                TEST(test_time_embedding), TEST(test_eps_batch2), TEST(test_eps_odd_size),
+               TEST(test_eps_channels_last),
                TEST(test_conditioning), TEST(test_bad_inputs), TEST(test_broken_checkpoints),
                TEST(test_f16_weights), TEST(test_linear_projections))
