@@ -4,16 +4,21 @@
 #   tools/device_run.sh bundle   # here (needs nvcc): a Release build with the CUDA backend
 #                                # into build-cuda-dev/, and the files the GPU machine
 #                                # needs into build-cuda-carry/ (ignored by git: /build*/)
-#   tools/device_run.sh run      # there, in the repository root, with build-cuda-carry/
-#                                # carried along: GPU tests, compute-sanitizer, benchmarks;
+#   tools/device_run.sh run      # there, in the repository root, with
+#                                # build-cuda-carry.tar.gz carried along: GPU tests, compute-sanitizer, benchmarks;
 #                                # logs and a summary go to $OUT (or ./device-out)
 #   tools/device_run.sh e2e      # there: the fp32 fixture workflow check and the fp16
-#                                # end-to-end benchmark (batch 1 and 8) through `kiln run`
+#                                # end-to-end benchmark over the server (bench_serve.py:
+#                                # batch 1/4/8, 16 queued prompts, hires fix; SCENARIOS=...)
 # KILN_DEV_BUILD and KILN_DEV_CARRY (absolute paths) move the two folders.
 #
-# The GPU machine has the CUDA toolkit (cudart, cuBLAS) but not libuv/libxxhash, so the
-# bundle carries those. The build bakes in the absolute source path (fixtures are found
-# through it), so `run` links this checkout and the carried fixtures to the same paths.
+# The GPU machine has the CUDA toolkit (cudart, cuBLAS) but not libuv/libxxhash or
+# libwebsockets, so the bundle carries those (and libwebsockets' libuv plugin, which it
+# opens at run time from the system library folder, where `run` and `e2e` put it). The
+# full-size SD1.5 fp16 test compares against a float32 CPU run that needs BLAS, which the
+# GPU machine lacks: `bundle` computes it here (tools/bench/sd15_cpu_ref) and carries it.
+# The build bakes in the absolute source path (fixtures are found through it), so `run`
+# links this checkout and the carried fixtures to the same paths.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${KILN_DEV_BUILD:-$ROOT/build-cuda-dev}   # both overridable, to keep builds apart
@@ -33,8 +38,9 @@ bundle() {
             [ -e "$f" ] && [[ "$(basename "$f")" != openblas* ]] && ln -sf "$f" "$pc/"
         done
     done
+    # -U: forget a BLAS found by an earlier configure of this folder without the filter
     PKG_CONFIG_LIBDIR=$pc cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-        -DKILN_CUDA=ON >/dev/null
+        -DKILN_CUDA=ON -U 'OPENBLAS*' -U 'pkgcfg_lib_OPENBLAS*' >/dev/null
     local targets="" f
     for f in "$ROOT"/tests/gpu/test_*.c "$ROOT"/tools/bench/bench_gpu*.c; do
         [ -e "$f" ] && targets="$targets $(basename "${f%.c}")"
@@ -42,12 +48,18 @@ bundle() {
     # the CLI (target kiln_cli, file kiln) for the fixture workflow and the end-to-end
     # benchmark, and make_checkpoint for its full-size random checkpoint
     cmake --build "$BUILD" -j2 --target $targets kiln_cli make_checkpoint
+    # the CPU float32 reference for test_gpu_sd15_f16, from a build with BLAS
+    local refbuild=$ROOT/build-ref
+    cmake -S "$ROOT" -B "$refbuild" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=OFF >/dev/null
+    cmake --build "$refbuild" -j2 --target sd15_cpu_ref
     rm -rf "$CARRY"
     mkdir -p "$CARRY/bin" "$CARRY/lib" "$CARRY/shared/fixtures"
     for exe in $targets kiln make_checkpoint; do
         strip -o "$CARRY/bin/$exe" "$BUILD/$exe"
     done
     targets="$targets kiln make_checkpoint"
+    cp /usr/lib/x86_64-linux-gnu/libwebsockets-evlib_uv.so "$CARRY/lib/"
+    "$refbuild/sd15_cpu_ref" -o "$CARRY/sd15_ref.safetensors"
     # the shared libraries the GPU machine's image lacks (whatever ldd resolves outside CUDA
     # and the C runtime)
     for exe in $targets; do ldd "$BUILD/$exe"; done | awk '/=> \// {print $3}' | sort -u |
@@ -57,14 +69,22 @@ bundle() {
     if [ -d "$fix" ]; then
         mkdir -p "$CARRY/shared/fixtures/sd15-tiny"
         cp "$fix"/checkpoint.safetensors "$fix"/workflow_api.json "$fix"/euler_normal.png \
+            "$fix"/clip.safetensors "$fix"/unet.safetensors "$fix"/vae.safetensors \
+            "$fix"/samples.safetensors "$fix"/noise.safetensors "$fix"/tokens.json \
             "$CARRY/shared/fixtures/sd15-tiny/"
         cp -r "$ROOT/../shared/fixtures/clip-tokenizer" "$CARRY/shared/fixtures/"
     fi
-    du -sh "$CARRY"
+    # what travels to the GPU machine: one compressed archive (the folder itself is larger
+    # than what a device call may carry); `run` and `e2e` unpack it there
+    tar -C "$(dirname "$CARRY")" -czf "$CARRY.tar.gz" "$(basename "$CARRY")"
+    du -sh "$CARRY" "$CARRY.tar.gz"
 }
 
 # The links and library path every step on the GPU machine needs (see the header).
 setup_env() {
+    if [ ! -d "$CARRY" ] && [ -f "$CARRY.tar.gz" ]; then
+        tar -C "$(dirname "$CARRY")" -xzf "$CARRY.tar.gz"
+    fi
     if [ "$ROOT" != "$SRC_AT" ] && [ ! -e "$SRC_AT" ]; then
         mkdir -p "$(dirname "$SRC_AT")" && ln -s "$ROOT" "$SRC_AT"
     fi
@@ -82,6 +102,9 @@ setup_env() {
         head -1)
     [ -n "$dnn" ] && cuda_lib="$cuda_lib:$(dirname "$dnn")"
     export LD_LIBRARY_PATH="$CARRY/lib$cuda_lib:${LD_LIBRARY_PATH:-}"
+    export KILN_SD15_REF=$CARRY/sd15_ref.safetensors
+    local evlib=/usr/lib/x86_64-linux-gnu/libwebsockets-evlib_uv.so
+    [ -e "$evlib" ] || cp "$CARRY/lib/libwebsockets-evlib_uv.so" "$evlib" 2>/dev/null || true
 }
 
 run() {
@@ -97,14 +120,14 @@ run() {
         echo "cudnn: ${dnn:-none}"
     } >"$log" 2>&1
     local t rc
-    for t in test_gpu_runtime test_gpu_ops test_gpu_unet; do
-        [ -x "$CARRY/bin/$t" ] || continue
+    for t in $(cd "$CARRY/bin" && ls test_gpu_*); do
         echo "== $t" >>"$log"
         ( cd "$out" && timeout 300 "$CARRY/bin/$t" ) >>"$log" 2>&1
         rc=$?
         echo "$t: $([ $rc = 0 ] && echo PASS || echo "FAIL (exit $rc)")" >>"$summary"
     done
-    if command -v compute-sanitizer >/dev/null && [ -x "$CARRY/bin/test_gpu_unet" ]; then
+    if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null &&
+        [ -x "$CARRY/bin/test_gpu_unet" ]; then
         echo "== compute-sanitizer memcheck: tiny UNet on the GPU" >>"$log"
         ( cd "$out" && timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
             "$CARRY/bin/test_gpu_unet" --no-fork test_tiny_unet_gpu_matches_cpu ) >>"$log" 2>&1
@@ -112,23 +135,27 @@ run() {
         echo "memcheck tiny UNet: $([ $rc = 0 ] && echo CLEAN || echo "FAIL (exit $rc)")" \
             >>"$summary"
     fi
-    for b in bench_gpu_ops bench_gpu_unet; do
-        [ -x "$CARRY/bin/$b" ] || continue
-        echo "== $b" >>"$log"
-        # the table on stdout; the per-shape conv path timings (stderr) in $b.log
-        ( cd "$out" && KILN_CUDA_CONV_LOG=1 timeout 300 "$CARRY/bin/$b" 2>"$out/$b.log" ) |
-            tee "$out/$b.txt" >>"$log"
+    # the UNet benchmark in both activation layouts (the engine uses channels-last on GPUs)
+    local b runs="bench_gpu_ops:1 bench_gpu_unet:1 bench_gpu_unet:0"
+    for b in $runs; do
+        local exe=${b%:*} cl=${b#*:} tag=${b/:/_cl}
+        [ -x "$CARRY/bin/$exe" ] || continue
+        echo "== $exe, KILN_SD_CHANNELS_LAST=$cl" >>"$log"
+        # the table on stdout; the per-shape conv path timings (stderr) in $tag.log
+        ( cd "$out" && KILN_SD_CHANNELS_LAST=$cl KILN_CUDA_CONV_LOG=1 timeout 300 \
+            "$CARRY/bin/$exe" 2>"$out/$tag.log" ) | tee "$out/$tag.txt" >>"$log"
     done
     grep -E "^cudnn" "$log"
     cat "$summary"
-    for b in bench_gpu_ops bench_gpu_unet; do
-        [ -f "$out/$b.txt" ] && cat "$out/$b.txt"
+    for b in $runs; do
+        [ -f "$out/${b/:/_cl}.txt" ] && { echo "== $b"; cat "$out/${b/:/_cl}.txt"; }
     done
     grep -E "FAIL|failed|error" "$log" | head -40
 }
 
-# End to end through `kiln run`: the fp32 fixture workflow (PNG within 1 of ComfyUI's) and
-# the fp16 benchmark at batch 1 and 8, with the saved images' statistics.
+# End to end: the fp32 fixture workflow through `kiln run` (PNG within 1 of ComfyUI's),
+# then the fp16 benchmark over the server (tools/bench/bench_serve.py), the way ComfyUI
+# was measured. SCENARIOS and RUNS pick what it times (default: all, 5 runs each).
 e2e() {
     local out=${OUT:-$ROOT/device-out} rc=0
     mkdir -p "$out"
@@ -137,14 +164,12 @@ e2e() {
     local fix=$CARRY/shared/fixtures
     timeout 240 bash "$ROOT/tests/gpu/gpu_workflow.sh" "$CARRY/bin/kiln" "$fix/sd15-tiny" \
         "$fix/clip-tokenizer" /tmp/gpu-wf || { rc=1; tail -5 /tmp/gpu-wf/run.log; }
-    cp /tmp/gpu-wf/base/output/kiln_fixture_00001_.png "$out/" 2>/dev/null
-    local b
-    for b in "1 5" "8 3"; do
-        set -- $b
-        KILN_CUDA_DTYPE=fp16 timeout 300 bash "$ROOT/tools/bench/bench_e2e_gpu.sh" \
-            "$CARRY/bin" "$fix/clip-tokenizer" /tmp/e2e "$1" "$2" || rc=1
-        cp /tmp/e2e/base/output/bench_00001_.png "$out/bench_b$1.png" 2>/dev/null
-    done
+    echo "fixture workflow on the GPU: $([ $rc = 0 ] && echo PASS || echo FAIL)"
+    KILN_CUDA_DTYPE=fp16 timeout 560 python3 "$ROOT/tools/bench/bench_serve.py" \
+        --kiln "$CARRY/bin/kiln" --make-checkpoint "$CARRY/bin/make_checkpoint" \
+        --tokenizer "$fix/clip-tokenizer" --work /tmp/bench-serve --out "$out" \
+        --runs "${RUNS:-5}" --scenarios "${SCENARIOS:-b1,b4,b8,q16,hires}" || rc=1
+    cp /tmp/bench-serve/serve.log "$out/" 2>/dev/null
     return $rc
 }
 

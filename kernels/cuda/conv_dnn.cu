@@ -5,9 +5,9 @@
  * The fastest algorithm for each shape is measured once (cudnnFind...) and cached per
  * stream with its descriptors; conv.cu then times both paths once on the same call and
  * keeps whichever is faster for that shape (cuDNN loses at small spatial sizes).
- * Symmetric padding only (cuDNN's limit). Each of x, weight and out may be dense NCHW or
- * channels-last (NHWC); channels-last throughout is what the tensor-core implicit-GEMM
- * kernels read without transforms. */
+ * Symmetric padding only (cuDNN's limit). x, weight and out are all dense NCHW or all
+ * channels-last (NHWC); channels-last is what the tensor-core implicit-GEMM kernels read
+ * without transforms. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,11 +162,14 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                      g->stride_h + 1;
     int64_t ow = (in->shape[3] + 2 * g->pad_left - g->dilation_w * (w->shape[3] - 1) - 1) /
                      g->stride_w + 1;
-    /* each operand dense NCHW or channels-last: cuDNN's two packed formats */
+    /* all three operands in one of cuDNN's packed formats, dense NCHW or channels-last
+     * (mixed formats fail in cuDNN's forward call on some algorithms); a tensor that reads
+     * as both (one channel, or one pixel) takes out's */
+    bool cl = !is_dense(out);
     if (!dnn.ok || (dt != KILN_DTYPE_F16 && dt != KILN_DTYPE_BF16) || w->dtype != dt ||
         out->dtype != dt || oh != out->shape[2] || ow != out->shape[3] ||
-        !(is_dense(in) || is_cl(in)) || !(is_dense(w) || is_cl(w)) ||
-        !(is_dense(out) || is_cl(out)) || in->numel > INT32_MAX || out->numel > INT32_MAX)
+        (cl ? !(is_cl(out) && is_cl(in) && is_cl(w)) : !(is_dense(in) && is_dense(w))) ||
+        in->numel > INT32_MAX || out->numel > INT32_MAX)
         return NULL;
     dnn_cache *c = cache_of(x);
     if (!c || !st_ok(dnn.set_stream(c->handle, stream_of(x))))
@@ -178,7 +181,7 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     k.oh = out->shape[2], k.ow = out->shape[3];
     k.sh = g->stride_h, k.sw = g->stride_w, k.ph = g->pad_top, k.pw = g->pad_left;
     k.dh = g->dilation_h, k.dw = g->dilation_w, k.dt = dt; /* memcmp'd: padding stays 0 */
-    k.x_cl = !is_dense(in), k.w_cl = !is_dense(w), k.y_cl = !is_dense(out);
+    k.x_cl = k.w_cl = k.y_cl = cl;
     plan *p = NULL;
     for (int i = 0; i < c->n && !p; i++)
         if (memcmp(&c->plans[i].key, &k, sizeof k) == 0)

@@ -92,6 +92,58 @@ template <typename I> __global__ void geglu_k(geo g, operand o, operand a, opera
     }
 }
 
+/* GEGLU's vector path: N elements of T moved as one access of N * sizeof(T) bytes. */
+template <typename T, int N> struct alignas(sizeof(T) * N) gvec {
+    T v[N];
+};
+
+__device__ __forceinline__ float to_f(float v)
+{
+    return v;
+}
+__device__ __forceinline__ float to_f(__half v)
+{
+    return __half2float(v);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v)
+{
+    return v;
+}
+template <> __device__ __forceinline__ __half from_f<__half>(float v)
+{
+    return __float2half_rn(v);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+
+/* GEGLU over rows of one dtype T with unit stride along the row: row r of x starts at
+ * r * sx, of out at r * so; item i is vector j = i % hv of row r = i / hv (hv = half / N).
+ * half, so and sx are multiples of N and both bases aligned to a vector (the launcher
+ * checks), total = rows * hv < 2^31. One read of each half, one write. */
+template <typename T, int N>
+__global__ void geglu_vec_k(T *out, const T *x, uint32_t total, uint32_t hv, int64_t half,
+                            int64_t so, int64_t sx)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += gridDim.x * blockDim.x) {
+        uint32_t r = i / hv, j = i - r * hv;
+        const T *a = x + r * sx + (int64_t)j * N;
+        gvec<T, N> va = *reinterpret_cast<const gvec<T, N> *>(a);
+        gvec<T, N> vg = *reinterpret_cast<const gvec<T, N> *>(a + half), vo;
+#pragma unroll
+        for (int e = 0; e < N; e++)
+            vo.v[e] = from_f<T>(to_f(va.v[e]) * gelu_f(to_f(vg.v[e])));
+        *reinterpret_cast<gvec<T, N> *>(out + r * so + (int64_t)j * N) = vo;
+    }
+}
+
 /* Dense operands of one 16-bit dtype T, two elements per thread step (n even, 4-byte
  * aligned): the common case of the model's residual adds. */
 template <typename T, typename T2>
@@ -152,6 +204,56 @@ static int binary_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     return 0;
 }
 
+template <typename T, int N>
+static void geglu_vec_launch(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
+                             const kiln__cuda_desc_t *in, int64_t total, int64_t half,
+                             int64_t so, int64_t sx)
+{
+    geglu_vec_k<T, N><<<grid_for(total, 256), 256, 0, stream_of(x)>>>(
+        (T *)out->ptr, (const T *)in->ptr, (uint32_t)total, (uint32_t)(half / N), half, so, sx);
+}
+
+/* GEGLU's vector path, for x and out of one dtype (F32, F16 or BF16) with unit stride
+ * along the row and evenly strided rows (the leading dimensions merge into one): 16-byte
+ * vectors when the half width, both row strides and both bases allow, else 2-element
+ * ones. Returns false, having launched nothing, when the call does not fit. */
+static bool geglu_vec(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
+                      const kiln__cuda_desc_t *in, int64_t half)
+{
+    int last = out->ndim - 1, dt = in->dtype;
+    if (out->dtype != dt || half < 2 || in->strides[last] != 1 || out->strides[last] != 1 ||
+        (dt != KILN_DTYPE_F32 && dt != KILN_DTYPE_F16 && dt != KILN_DTYPE_BF16))
+        return false;
+    const int64_t *st[2] = {out->strides, in->strides};
+    geo g = geo_make(last, out->shape, st, 2); // the rows: [...] without the last dimension
+    if (g.ndim > 1)
+        return false;
+    int64_t so = g.ndim ? g.st[0][0] : 0, sx = g.ndim ? g.st[1][0] : 0;
+    int64_t es = (int64_t)dtype_size(dt), n = 16 / es;
+    uintptr_t bases = (uintptr_t)out->ptr | (uintptr_t)in->ptr;
+    if (half % n || so % n || sx % n || bases % 16) {
+        n = 2;
+        if (half % 2 || so % 2 || sx % 2 || bases % (uintptr_t)(2 * es))
+            return false;
+    }
+    int64_t total = g.numel * (half / n);
+    if (total >= ((int64_t)1 << 31))
+        return false;
+    if (dt == KILN_DTYPE_F16 && n == 8)
+        geglu_vec_launch<__half, 8>(x, out, in, total, half, so, sx);
+    else if (dt == KILN_DTYPE_F16)
+        geglu_vec_launch<__half, 2>(x, out, in, total, half, so, sx);
+    else if (dt == KILN_DTYPE_BF16 && n == 8)
+        geglu_vec_launch<__nv_bfloat16, 8>(x, out, in, total, half, so, sx);
+    else if (dt == KILN_DTYPE_BF16)
+        geglu_vec_launch<__nv_bfloat16, 2>(x, out, in, total, half, so, sx);
+    else if (n == 4)
+        geglu_vec_launch<float, 4>(x, out, in, total, half, so, sx);
+    else
+        geglu_vec_launch<float, 2>(x, out, in, total, half, so, sx);
+    return true;
+}
+
 } // namespace kiln_cuda
 
 using namespace kiln_cuda;
@@ -187,6 +289,10 @@ extern "C" int kiln__cudak_geglu(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *
         return 0;
     int last = out->ndim - 1;
     int64_t half = out->shape[last];
+    if (geglu_vec(x, out, in, half)) {
+        KILN_CUDA_LAUNCHED();
+        return 0;
+    }
     /* The gate is the value view moved half a row on: the same strides. */
     const void *gate = (const char *)in->ptr + half * in->strides[last] * dtype_size(in->dtype);
     const int64_t *st[3] = {out->strides, in->strides, in->strides};

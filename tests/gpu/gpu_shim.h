@@ -19,6 +19,7 @@
 #include <kiln/weights.h>
 #include <string.h>
 
+#include "../../nodes/sd/sd_device.h"
 #include "cuda/cuda_rt.h"
 #include "runtime/tensor_int.h"
 
@@ -50,6 +51,8 @@ static struct gpu_shim {
     cudaEvent_t slot_ev[GPU_SHIM_PINNED_SLOTS];
     int next_slot;
     size_t uploaded; /* weight bytes placed on the device */
+    sd_dev_t prev_dev; /* the calling thread's sd placement before gpu_shim_on */
+    int entered;
 } gpu_shim;
 
 static void gpu_shim_pinned_release(void *owner, void *data, size_t bytes)
@@ -161,6 +164,13 @@ static int gpu_shim_on(int device, kiln_dtype_t weight_dt, kiln_dtype_t act_dt,
     gpu_shim.syn = syn;
     kiln__cuda_set_current_stream(gpu_shim.stream);
     kiln_host_sd = &gpu_shim.api;
+    /* The pack's own placement on the device too (sd_device.h): models loaded now record
+     * the device, and their entry points take tensors already there as they are; their
+     * activations are channels-last unless KILN_SD_CHANNELS_LAST=0, as in the engine. */
+    const char *cl = getenv("KILN_SD_CHANNELS_LAST");
+    if (!gpu_shim.entered)
+        gpu_shim.prev_dev = sd_dev_enter((sd_dev_t){device, act_dt, !(cl && *cl == '0')});
+    gpu_shim.entered = 1;
     return 0;
 }
 
@@ -170,6 +180,9 @@ static void gpu_shim_off(void)
     if (gpu_shim.orig)
         kiln_host_sd = gpu_shim.orig;
     kiln__cuda_set_current_stream(NULL);
+    if (gpu_shim.entered)
+        sd_dev_leave(gpu_shim.prev_dev);
+    gpu_shim.entered = 0;
 }
 
 #endif

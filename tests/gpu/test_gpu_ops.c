@@ -5,6 +5,112 @@
  * storage within its rounding. */
 #include "gpu_common.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
+/* ---- helpers for the norm and GEGLU cases ---------------------------------------------------- */
+
+static const char *dt_name(kiln_dtype_t dt)
+{
+    return dt == KILN_DTYPE_F32 ? "f32" : dt == KILN_DTYPE_F16 ? "f16" : "bf16";
+}
+
+static double dt_rtol(kiln_dtype_t dt)
+{
+    if (dt == KILN_DTYPE_F32)
+        return GPU_F32_RTOL;
+    return dt == KILN_DTYPE_F16 ? GPU_F16_RTOL : GPU_BF16_RTOL;
+}
+
+/* CHECK_GPU's comparison, with the case named in the failure message. */
+static void check_named(const kiln_tensor_t *got, const kiln_tensor_t *want, double rtol,
+                        const char *fmt, ...)
+{
+    char name[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    kiln_tensor_t *h = to_host(got);
+    ASSERT_EQ_INT(kiln_tensor_numel(h), kiln_tensor_numel(want));
+    int64_t n = kiln_tensor_numel(h);
+    double *g = to_doubles(h), *ref = to_doubles(want), mean = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        mean += fabs(ref[i]) / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double tol = rtol * (fabs(ref[i]) + mean) + 1e-30;
+        if (!(fabs(g[i] - ref[i]) <= tol))
+            kiln_test_fail(__FILE__, __LINE__, "%s: element %lld: got %.9g, want %.9g (tol %.3g)",
+                           name, (long long)i, g[i], ref[i], tol);
+    }
+    free(g);
+    free(ref);
+    kiln_tensor_release(h);
+}
+
+/* Base shape of a view made by pair_at (xl 1 is 4-D only). */
+static void pair_base_shape(int xl, int ndim, const int64_t *shape, int64_t *bs)
+{
+    for (int d = 0; d < ndim; d++)
+        bs[d] = shape[d] + (xl == 2);
+    if (xl == 1) { /* [N, H, W, C] */
+        bs[1] = shape[2];
+        bs[2] = shape[3];
+        bs[3] = shape[1];
+    }
+}
+
+/* A host tensor of `shape` holding ofs + uniform(-scale, scale) and the same view over a
+ * device copy of its storage. xl 0: contiguous; 1: channels-last (a [N, H, W, C] tensor
+ * permuted to [N, C, H, W]); 2: a slice of a tensor one longer in every dimension. */
+static void pair_at(kiln_dtype_t dt, int xl, double scale, double ofs, int ndim,
+                    const int64_t *shape, kiln_tensor_t **host, kiln_tensor_t **dev)
+{
+    int64_t bs[KILN_TENSOR_MAX_DIMS], idx[KILN_TENSOR_MAX_DIMS] = {0};
+    pair_base_shape(xl, ndim, shape, bs);
+    kiln_tensor_t *hb = tnew(dt, ndim, bs);
+    do
+        elem_set(hb, idx, ofs + rng_uniform() * scale);
+    while (index_next(idx, ndim, bs));
+    kiln_tensor_t *db = to_gpu(hb);
+    if (xl == 1) {
+        static const int to_cl[4] = {0, 3, 1, 2};
+        ASSERT_EQ_INT(kiln_tensor_permute(hb, to_cl, host), 0);
+        ASSERT_EQ_INT(kiln_tensor_permute(db, to_cl, dev), 0);
+    } else {
+        kiln_tensor_t *hc = hb, *dc = db;
+        kiln_tensor_retain(hc);
+        kiln_tensor_retain(dc);
+        for (int d = 0; xl == 2 && d < ndim; d++) {
+            kiln_tensor_t *hn = NULL, *dn = NULL;
+            ASSERT_EQ_INT(kiln_tensor_slice(hc, d, 1, shape[d], &hn), 0);
+            ASSERT_EQ_INT(kiln_tensor_slice(dc, d, 1, shape[d], &dn), 0);
+            kiln_tensor_release(hc);
+            kiln_tensor_release(dc);
+            hc = hn;
+            dc = dn;
+        }
+        *host = hc;
+        *dev = dc;
+    }
+    kiln_tensor_release(hb);
+    kiln_tensor_release(db);
+}
+
+/* A poisoned device tensor of `shape`: contiguous (cl 0) or channels-last (cl 1). */
+static kiln_tensor_t *poisoned_at(kiln_dtype_t dt, int cl, int ndim, const int64_t *shape)
+{
+    int64_t bs[KILN_TENSOR_MAX_DIMS];
+    pair_base_shape(cl ? 1 : 0, ndim, shape, bs);
+    kiln_tensor_t *b = gpu_poisoned(dt, ndim, bs), *v = NULL;
+    if (!cl)
+        return b;
+    static const int to_cl[4] = {0, 3, 1, 2};
+    ASSERT_EQ_INT(kiln_tensor_permute(b, to_cl, &v), 0);
+    kiln_tensor_release(b);
+    return v;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 typedef int (*un_fn)(struct kiln_lane *, kiln_tensor_t *, const kiln_tensor_t *);
@@ -128,6 +234,68 @@ static void test_geglu(void)
     }
 }
 
+/* GEGLU of x, a view [rows, 2h] of a base [rows, 2h + xpad] from column xstart, into out,
+ * a view [rows, h] of a poisoned base [rows, h + opad] from column opad, whose first opad
+ * columns must stay untouched. Covers the vector path (16-byte and 2-element vectors,
+ * strided rows) and the cases it leaves to the general kernel. */
+static void geglu_view_case(kiln_dtype_t dt, kiln_dtype_t odt, int64_t rows, int64_t h,
+                            int64_t xpad, int64_t xstart, int64_t opad)
+{
+    kiln_tensor_t *hb, *db, *hx = NULL, *dx = NULL, *got = NULL;
+    pair_at(dt, 0, 3.0, 0.0, SHAPE(rows, 2 * h + xpad), &hb, &db);
+    ASSERT_EQ_INT(kiln_tensor_slice(hb, 1, xstart, 2 * h, &hx), 0);
+    ASSERT_EQ_INT(kiln_tensor_slice(db, 1, xstart, 2 * h, &dx), 0);
+    kiln_tensor_t *want = tnew(KILN_DTYPE_F32, SHAPE(rows, h));
+    kiln_tensor_t *ob = gpu_poisoned(odt, SHAPE(rows, h + opad));
+    ASSERT_EQ_INT(kiln_tensor_slice(ob, 1, opad, h, &got), 0);
+    ASSERT_EQ_INT(kiln_op_geglu(NULL, want, hx), 0);
+    ASSERT_EQ_INT(kiln_op_geglu(NULL, got, dx), 0);
+    check_named(got, want, dt_rtol(odt), "geglu %s->%s rows %lld h %lld xpad %lld xstart %lld "
+                "opad %lld", dt_name(dt), dt_name(odt), (long long)rows, (long long)h,
+                (long long)xpad, (long long)xstart, (long long)opad);
+    kiln_tensor_t *hob = to_host(ob);
+    for (int64_t r = 0; r < rows; r++) /* the columns before the view: still NaN */
+        for (int64_t j = 0; j < opad; j++)
+            ASSERT(isnan(elem_get(hob, (const int64_t[]){r, j})));
+    kiln_tensor_t *all[] = {hb, db, hx, dx, want, ob, got, hob};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        kiln_tensor_release(all[i]);
+}
+
+static void test_geglu_vector(void)
+{
+    need_gpu();
+    kiln_dtype_t f32 = KILN_DTYPE_F32, f16 = KILN_DTYPE_F16, bf16 = KILN_DTYPE_BF16;
+    rng_seed(310);
+    geglu_view_case(f16, f16, 128, 1280, 0, 0, 0); /* SD's shape: 16-byte vectors */
+    geglu_view_case(f16, f16, 21, 40, 0, 0, 0);
+    geglu_view_case(bf16, bf16, 37, 320, 0, 0, 0);
+    geglu_view_case(f16, f16, 9, 50, 0, 0, 0);   /* half % 8 != 0: 2-element vectors */
+    geglu_view_case(f16, f16, 9, 45, 0, 0, 0);   /* odd half: general kernel */
+    geglu_view_case(f16, f16, 11, 40, 2, 2, 0);  /* rows 82 apart, base +4 bytes: 2-element */
+    geglu_view_case(bf16, bf16, 11, 40, 1, 1, 0); /* base +2 bytes: general kernel */
+    geglu_view_case(f16, f16, 13, 40, 8, 8, 8);  /* strided rows in x and out, 16-byte */
+    geglu_view_case(f16, f16, 13, 64, 8, 4, 2);  /* out base +4 bytes: 2-element */
+    geglu_view_case(f32, f32, 17, 40, 0, 0, 0);  /* float4 */
+    geglu_view_case(f32, f32, 17, 40, 2, 2, 2);  /* 8-byte aligned rows: float2 */
+    geglu_view_case(f16, f32, 10, 40, 0, 0, 0);  /* mixed dtypes: general kernel */
+    geglu_view_case(bf16, f16, 10, 48, 0, 0, 0);
+    for (int layout = 0; layout < 3; layout++) { /* 3-D views: merged rows, or not */
+        rng_seed(320 + layout);
+        kiln_tensor_t *h, *d;
+        pair_rand(f16, layout, 3.0, SHAPE(3, 7, 2 * 40), &h, &d);
+        kiln_tensor_t *want = tnew(f32, SHAPE(3, 7, 40));
+        kiln_tensor_t *got = gpu_poisoned(f16, SHAPE(3, 7, 40));
+        ASSERT_EQ_INT(kiln_op_geglu(NULL, want, h), 0);
+        ASSERT_EQ_INT(kiln_op_geglu(NULL, got, d), 0);
+        check_named(got, want, GPU_F16_RTOL, "geglu f16 3-D layout %d", layout);
+        kiln_tensor_release(h);
+        kiln_tensor_release(d);
+        kiln_tensor_release(want);
+        kiln_tensor_release(got);
+    }
+}
+
 /* ---- norms -------------------------------------------------------------------------------- */
 
 static void softmax_case(int layout, int ndim, const int64_t *shape)
@@ -192,6 +360,66 @@ static void test_layer_norm(void)
     }
 }
 
+/* Layer norm of x [b, r, c] (dtype dt, layout: 0 contiguous, 1 permuted, 2 sliced; mean
+ * about 0.5 for layouts 0 and 2) into out of dtype odt, or in place (out is x). Weights F16,
+ * biases F32, or none. Covers the register kernel (16-byte vectors, or single elements at
+ * any stride; float accumulation for 16-bit input, double for F32) and the general ones
+ * (mixed dtypes, rows over 2048, or over 1024 without vectors). */
+static void ln_case(kiln_dtype_t dt, kiln_dtype_t odt, int layout, int affine, int in_place,
+                    int64_t b, int64_t r, int64_t c)
+{
+    kiln_tensor_t *h, *d, *hw = NULL, *dw = NULL, *hb = NULL, *db = NULL;
+    if (layout == 1)
+        pair_rand(dt, 1, 3.0, SHAPE(b, r, c), &h, &d);
+    else
+        pair_at(dt, layout, 3.0, 0.5, SHAPE(b, r, c), &h, &d);
+    if (affine) {
+        pair_rand(KILN_DTYPE_F16, 0, 1.0, SHAPE(c), &hw, &dw);
+        pair_rand(KILN_DTYPE_F32, 0, 1.0, SHAPE(c), &hb, &db);
+    }
+    kiln_tensor_t *want = tnew(KILN_DTYPE_F32, SHAPE(b, r, c));
+    kiln_tensor_t *got = in_place ? d : gpu_poisoned(odt, SHAPE(b, r, c));
+    if (in_place)
+        kiln_tensor_retain(got);
+    ASSERT_EQ_INT(kiln_op_layer_norm(NULL, want, h, hw, hb, 1e-5f), 0);
+    ASSERT_EQ_INT(kiln_op_layer_norm(NULL, got, d, dw, db, 1e-5f), 0);
+    check_named(got, want, dt_rtol(in_place ? dt : odt),
+                "layer_norm %s->%s layout %d affine %d in_place %d [%lld, %lld, %lld]",
+                dt_name(dt), dt_name(odt), layout, affine, in_place, (long long)b, (long long)r,
+                (long long)c);
+    kiln_tensor_t *all[] = {h, d, hw, dw, hb, db, want, got};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        kiln_tensor_release(all[i]);
+}
+
+static void test_layer_norm_fast(void)
+{
+    need_gpu();
+    kiln_dtype_t f32 = KILN_DTYPE_F32, f16 = KILN_DTYPE_F16, bf16 = KILN_DTYPE_BF16;
+    const int64_t widths[] = {320, 640, 768, 1280, 2048, 77, 1000, 1030, 2500, 8};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        rng_seed(550 + i);
+        ln_case(f16, f16, 0, 1, 0, 2, 37, widths[i]);
+        ln_case(bf16, bf16, 0, 1, 0, 2, 37, widths[i]);
+        ln_case(f32, f32, 0, i % 2, 0, 2, 37, widths[i]);
+    }
+    for (int layout = 1; layout < 3; layout++) { /* strided or unaligned rows */
+        rng_seed(570 + layout);
+        ln_case(f16, f16, layout, 1, 0, 2, 37, 320);
+        ln_case(bf16, bf16, layout, 0, 0, 3, 5, 768);
+        ln_case(f32, f32, layout, 1, 0, 2, 37, 640);
+        ln_case(f16, f16, layout, 1, 0, 2, 9, 1030);
+    }
+    rng_seed(580);
+    ln_case(f16, f16, 0, 1, 1, 2, 37, 320); /* in place */
+    ln_case(bf16, bf16, 0, 1, 1, 2, 37, 768);
+    ln_case(f32, f32, 0, 1, 1, 2, 37, 1280);
+    ln_case(f16, f32, 0, 1, 0, 2, 37, 320); /* mixed dtypes: the general kernels */
+    ln_case(f32, f16, 0, 1, 0, 2, 37, 768);
+    ln_case(f16, f16, 0, 1, 0, 2, 1024, 320); /* many rows */
+    ln_case(f16, f16, 0, 1, 0, 1, 1, 640);    /* one row */
+}
+
 static void group_norm_case(int layout, int64_t n, int64_t c, int64_t hgt, int64_t wid, int g,
                             int silu)
 {
@@ -223,6 +451,79 @@ static void test_group_norm(void)
         group_norm_case(layout, 1, 96, 32, 32, 32, 0);
         group_norm_case(layout, 3, 6, 5, 4, 3, 1);
     }
+}
+
+/* Group norm of x [n, c, hh, ww] into out. xl: 0 dense NCHW, 1 channels-last, 2 sliced
+ * (strided, neither); ol: 0 dense, 1 channels-last; in_place: out is x (ol ignored).
+ * Values have mean 1.5, so the statistics' shift matters. */
+typedef struct gn_combo {
+    kiln_dtype_t xdt, odt;
+    int xl, ol, in_place, silu, affine;
+} gn_combo_t;
+
+static void gn_layout_case(const gn_combo_t *k, int64_t n, int64_t c, int64_t hh, int64_t ww,
+                           int g)
+{
+    kiln_tensor_t *h, *d, *hw = NULL, *dw = NULL, *hb = NULL, *db = NULL;
+    pair_at(k->xdt, k->xl, 2.0, 1.5, SHAPE(n, c, hh, ww), &h, &d);
+    if (k->affine) {
+        pair_rand(KILN_DTYPE_F32, 0, 1.0, SHAPE(c), &hw, &dw);
+        pair_rand(KILN_DTYPE_F16, 2, 1.0, SHAPE(c), &hb, &db); /* a strided bias */
+    }
+    kiln_tensor_t *want = tnew(KILN_DTYPE_F32, SHAPE(n, c, hh, ww));
+    kiln_tensor_t *got = k->in_place ? d : poisoned_at(k->odt, k->ol, SHAPE(n, c, hh, ww));
+    if (k->in_place)
+        kiln_tensor_retain(got);
+    ASSERT_EQ_INT(kiln_op_group_norm(NULL, want, h, hw, hb, g, 1e-5f, k->silu), 0);
+    ASSERT_EQ_INT(kiln_op_group_norm(NULL, got, d, dw, db, g, 1e-5f, k->silu), 0);
+    check_named(got, want, dt_rtol(k->in_place ? k->xdt : k->odt),
+                "group_norm %s->%s xl %d ol %d in_place %d silu %d affine %d [%lld, %lld, %lld, "
+                "%lld] groups %d", dt_name(k->xdt), dt_name(k->odt), k->xl, k->ol, k->in_place,
+                k->silu, k->affine, (long long)n, (long long)c, (long long)hh, (long long)ww, g);
+    kiln_tensor_t *all[] = {h, d, hw, dw, hb, db, want, got};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        kiln_tensor_release(all[i]);
+}
+
+static void test_group_norm_layouts(void)
+{
+    need_gpu();
+    kiln_dtype_t f32 = KILN_DTYPE_F32, f16 = KILN_DTYPE_F16, bf16 = KILN_DTYPE_BF16;
+    const gn_combo_t combos[] = {
+        {f32, f32, 1, 1, 0, 1, 1},   {f16, f16, 1, 1, 0, 0, 1},  {bf16, bf16, 1, 1, 0, 1, 1},
+        {f16, f16, 1, 1, 0, 1, 0},   {f16, f16, 0, 0, 0, 1, 1},  {bf16, bf16, 0, 0, 0, 0, 1},
+        {f32, f32, 0, 0, 0, 1, 1},   {f32, f32, 0, 1, 0, 1, 1},  {f16, f16, 1, 0, 0, 0, 1},
+        {f16, f16, 2, 1, 0, 1, 1},   {f32, f32, 2, 0, 0, 0, 1},  {f16, f32, 1, 1, 0, 1, 1},
+        {f32, f16, 1, 1, 0, 0, 1},   {bf16, f32, 0, 0, 0, 1, 1}, {f16, f16, 1, 1, 1, 1, 1},
+        {f32, f32, 1, 1, 1, 0, 1},   {bf16, bf16, 0, 0, 1, 1, 1}, {f16, f16, 0, 0, 1, 0, 0},
+    };
+    const struct {
+        int64_t n, c, hh, ww;
+        int g;
+    } shapes[] = {
+        {2, 320, 16, 16, 32}, /* SD: 10 channels a group */
+        {1, 64, 7, 5, 32},    /* odd spatial size, 2 channels a group */
+        {2, 128, 9, 9, 32},   /* 4 a group */
+        {1, 256, 8, 8, 32},   /* 8 a group: 16-byte statistics */
+        {2, 96, 5, 6, 3},     /* 32 a group */
+        {1, 6, 5, 4, 3},      /* 6 channels: 2-element vectors at most */
+        {1, 9, 4, 3, 3},      /* odd group width and channel count: single elements */
+        {1, 1920, 4, 4, 32},  /* 60 a group: 960 threads of statistics */
+        {1, 2560, 3, 3, 32},  /* SD's widest */
+        {1, 1026, 3, 2, 2},   /* 513 a group: too wide for a channels-last block */
+        {3, 32, 1, 1, 8},     /* one position */
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (size_t i = 0; i < sizeof combos / sizeof combos[0]; i++) {
+            rng_seed(650 + s * 40 + i);
+            gn_layout_case(&combos[i], shapes[s].n, shapes[s].c, shapes[s].hh, shapes[s].ww,
+                           shapes[s].g);
+        }
+    }
+    rng_seed(640); /* larger: several statistics chunks per group and apply blocks */
+    gn_layout_case(&combos[1], 2, 320, 64, 64, 32);
+    gn_layout_case(&combos[4], 2, 320, 64, 64, 32);
+    gn_layout_case(&combos[0], 1, 640, 32, 32, 32);
 }
 
 /* ---- products ------------------------------------------------------------------------------ */
@@ -557,8 +858,9 @@ static void test_mixed_devices_refused(void)
 }
 
 KILN_TEST_MAIN(TEST(test_unary), TEST(test_binary_broadcast), TEST(test_binary_in_place),
-               TEST(test_geglu), TEST(test_softmax), TEST(test_layer_norm),
-               TEST(test_group_norm), TEST(test_matmul), TEST(test_linear),
+               TEST(test_geglu), TEST(test_geglu_vector), TEST(test_softmax),
+               TEST(test_layer_norm), TEST(test_layer_norm_fast), TEST(test_group_norm),
+               TEST_TIMEOUT(test_group_norm_layouts, 120), TEST(test_matmul), TEST(test_linear),
                TEST_TIMEOUT(test_conv2d, 120), TEST_TIMEOUT(test_attention, 120),
                TEST(test_interpolate), TEST(test_timestep_embedding), TEST(test_embedding),
                TEST(test_data_movement), TEST(test_mixed_devices_refused))

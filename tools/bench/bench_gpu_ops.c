@@ -1,6 +1,7 @@
 /* GPU op benchmark: the op library's CUDA kernels at the shapes of one SD1.5 UNet step at
  * 512x512 (latent 64x64, batch 2 for classifier-free guidance), in F16 unless named, plus
- * a large F16 matmul for the device's cuBLAS ceiling. Inputs are random (never zeros);
+ * a large F16 matmul for the device's cuBLAS ceiling; group norm also on channels-last
+ * tensors (input and output), the layout the models keep on GPUs. Inputs are random (never zeros);
  * each case is warmed up, then timed with CUDA events around each of `reps` calls on one
  * stream, and the median is reported with its TFLOP/s (or GB/s for memory-bound ops).
  *
@@ -53,6 +54,19 @@ static kiln_tensor_t *rnd(kiln_dtype_t dt, float scale, int ndim, const int64_t 
 }
 
 #define S(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+
+static const int to_cl[4] = {0, 3, 1, 2}; /* [N, H, W, C] -> [N, C, H, W] */
+
+/* A random channels-last device tensor [n, c, h, w] (a permuted [n, h, w, c] one). */
+static kiln_tensor_t *rnd_cl(kiln_dtype_t dt, float scale, int64_t n, int64_t c, int64_t h,
+                             int64_t w)
+{
+    kiln_tensor_t *b = rnd(dt, scale, S(n, h, w, c)), *v = NULL;
+    if (b && kiln_tensor_permute(b, to_cl, &v) != 0)
+        v = NULL;
+    kiln_tensor_release(b);
+    return v;
+}
 
 typedef struct bcase {
     const char *name;
@@ -157,26 +171,63 @@ int main(int argc, char **argv)
          {NULL, rnd(F16, 1, S(B, HW, 2560))}, run_geglu},
         {"add 2x320x64x64", 0, 2.0 * 3 * B * C * HW,
          {NULL, rnd(F16, 1, S(B, C, 64, 64)), rnd(F16, 1, S(B, C, 64, 64))}, run_add},
+        /* the norms and GEGLU at SD's other widths, and channels-last group norm (x and
+         * out [N, C, H, W] views of [N, H, W, C] memory) */
+        {"group_norm+silu 2x320x64x64 channels-last", 0, 2.0 * 2 * B * C * HW,
+         {NULL, rnd_cl(F16, 1, B, C, 64, 64), rnd(F16, 1, S(C)), rnd(F16, 1, S(C))}, run_gn},
+        {"group_norm+silu 2x640x32x32", 0, 2.0 * 2 * B * 640 * 1024,
+         {NULL, rnd(F16, 1, S(B, 640, 32, 32)), rnd(F16, 1, S(640)), rnd(F16, 1, S(640))},
+         run_gn},
+        {"group_norm+silu 2x640x32x32 channels-last", 0, 2.0 * 2 * B * 640 * 1024,
+         {NULL, rnd_cl(F16, 1, B, 640, 32, 32), rnd(F16, 1, S(640)), rnd(F16, 1, S(640))},
+         run_gn},
+        {"group_norm+silu 2x1280x16x16 channels-last", 0, 2.0 * 2 * B * 1280 * 256,
+         {NULL, rnd_cl(F16, 1, B, 1280, 16, 16), rnd(F16, 1, S(1280)), rnd(F16, 1, S(1280))},
+         run_gn},
+        {"group_norm+silu 1x128x512x512 ch-last (VAE)", 0, 2.0 * 2 * 128 * 512 * 512,
+         {NULL, rnd_cl(F16, 1, 1, 128, 512, 512), rnd(F16, 1, S(128)), rnd(F16, 1, S(128))},
+         run_gn},
+        {"layer_norm 2048x640", 0, 2.0 * 2 * B * 1024 * 640,
+         {NULL, rnd(F16, 1, S(B, 1024, 640)), rnd(F16, 1, S(640)), rnd(F16, 1, S(640))}, run_ln},
+        {"layer_norm 512x1280", 0, 2.0 * 2 * B * 256 * 1280,
+         {NULL, rnd(F16, 1, S(B, 256, 1280)), rnd(F16, 1, S(1280)), rnd(F16, 1, S(1280))},
+         run_ln},
+        {"geglu 2048x5120 -> 2560", 0, 2.0 * B * 1024 * (5120 + 2560),
+         {NULL, rnd(F16, 1, S(B, 1024, 5120))}, run_geglu},
     };
-    /* outputs: shapes follow from the inputs */
+    /* outputs: shapes follow from the inputs; cl: made channels-last like the input */
     int64_t sh[][4] = {{8192, 8192}, {B, C, 64, 64}, {B, 640, 32, 32}, {B, 1280, 8, 8},
                        {B, HW, C}, {B, HW, C}, {B, HW, 2560}, {B, C, 64, 64}, {B, HW, C},
-                       {B, HW, 1280}, {B, C, 64, 64}};
-    int nd[] = {2, 4, 4, 4, 3, 3, 3, 4, 3, 3, 4};
-    printf("%-40s %10s %10s\n", "case (F16 in/out)", "median ms", "rate");
+                       {B, HW, 1280}, {B, C, 64, 64}, {B, C, 64, 64}, {B, 640, 32, 32},
+                       {B, 640, 32, 32}, {B, 1280, 16, 16}, {1, 128, 512, 512},
+                       {B, 1024, 640}, {B, 256, 1280}, {B, 1024, 2560}};
+    int nd[] = {2, 4, 4, 4, 3, 3, 3, 4, 3, 3, 4, 4, 4, 4, 4, 4, 3, 3, 3};
+    int cl[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0};
+    printf("%-44s %10s %10s\n", "case (F16 in/out)", "median ms", "rate");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bcase_t *c = &cases[i];
-        if (kiln_tensor_new_on(DEV, F16, nd[i], sh[i], &c->t[0]) != 0) {
-            printf("%-40s alloc failed\n", c->name);
+        int64_t *o = sh[i], cl_shape[4] = {o[0], o[2], o[3], o[1]};
+        kiln_tensor_t *base = NULL;
+        int rc = kiln_tensor_new_on(DEV, F16, nd[i], cl[i] ? cl_shape : o, &base);
+        if (rc == 0 && cl[i]) {
+            rc = kiln_tensor_permute(base, to_cl, &c->t[0]);
+            kiln_tensor_release(base);
+        } else {
+            c->t[0] = base;
+        }
+        if (rc != 0) {
+            printf("%-44s alloc failed\n", c->name);
+            for (int j = 0; j < 4; j++)
+                kiln_tensor_release(c->t[j]);
             continue;
         }
         float ms = time_case(c, st->stream, reps);
         if (ms < 0)
-            printf("%-40s FAILED\n", c->name);
+            printf("%-44s FAILED\n", c->name);
         else if (c->flop > 0)
-            printf("%-40s %10.4f %7.1f TFLOP/s\n", c->name, ms, c->flop / (ms * 1e-3) / 1e12);
+            printf("%-44s %10.4f %7.1f TFLOP/s\n", c->name, ms, c->flop / (ms * 1e-3) / 1e12);
         else
-            printf("%-40s %10.4f %7.1f GB/s\n", c->name, ms, c->bytes / (ms * 1e-3) / 1e9);
+            printf("%-44s %10.4f %7.1f GB/s\n", c->name, ms, c->bytes / (ms * 1e-3) / 1e9);
         for (int j = 0; j < 4; j++)
             kiln_tensor_release(c->t[j]);
     }
