@@ -7,6 +7,7 @@
 #   tools/device_run.sh run      # there, in the repository root, with
 #                                # build-cuda-carry.tar.gz carried along: GPU tests, compute-sanitizer, benchmarks;
 #                                # logs and a summary go to $OUT (or ./device-out)
+#   tools/device_run.sh bench    # there: the UNet benchmark REPEAT times (the spread)
 #   tools/device_run.sh e2e      # there: the fp32 fixture workflow check and the fp16
 #                                # end-to-end benchmark over the server (bench_serve.py:
 #                                # batch 1/4/8, 16 queued prompts, hires fix; SCENARIOS=...)
@@ -134,6 +135,14 @@ run() {
         rc=$?
         echo "memcheck tiny UNet: $([ $rc = 0 ] && echo CLEAN || echo "FAIL (exit $rc)")" \
             >>"$summary"
+        # the whole fixture workflow (text encode, sampling, decode, save) on a GPU lane
+        echo "== compute-sanitizer memcheck: tiny pipeline through the engine" >>"$log"
+        ( cd "$out" && KILN_CUDA_DTYPE=fp32 timeout 400 compute-sanitizer --tool memcheck \
+            --error-exitcode 9 "$CARRY/bin/test_gpu_fixtures" --no-fork \
+            test_workflow_on_gpu_lane ) >>"$log" 2>&1
+        rc=$?
+        echo "memcheck tiny pipeline: $([ $rc = 0 ] && echo CLEAN || echo "FAIL (exit $rc)")" \
+            >>"$summary"
     fi
     # the UNet benchmark in both activation layouts (the engine uses channels-last on GPUs)
     local b runs="bench_gpu_ops:1 bench_gpu_unet:1 bench_gpu_unet:0"
@@ -173,9 +182,23 @@ e2e() {
     return $rc
 }
 
+# The UNet benchmark REPEAT times (default 3) in the engine's layout, for the spread
+# between runs (each run picks its convolution algorithms anew).
+bench() {
+    local out=${OUT:-$ROOT/device-out} i
+    mkdir -p "$out"
+    setup_env
+    for i in $(seq "${REPEAT:-3}"); do
+        echo "== bench_gpu_unet run $i"
+        ( cd "$out" && timeout 170 "$CARRY/bin/bench_gpu_unet" ) | tee "$out/bench_gpu_unet_$i.txt" |
+            sed -n '1,8p'
+    done
+}
+
 case "${1:-}" in
 bundle) bundle ;;
 run) run ;;
 e2e) e2e ;;
-*) echo "usage: $0 bundle|run|e2e" >&2; exit 2 ;;
+bench) bench ;;
+*) echo "usage: $0 bundle|run|e2e|bench" >&2; exit 2 ;;
 esac
