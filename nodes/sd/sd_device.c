@@ -103,20 +103,22 @@ static kiln_tensor_t *new_channels_last(kiln_dtype_t dtype, const int64_t *shape
     return view;
 }
 
+/* dtype as the current target stores it: float dtypes become act on a GPU. */
+static kiln_dtype_t target_dtype(kiln_dtype_t dtype)
+{
+    return current.device != KILN_DEVICE_CPU && is_float(dtype) ? current.act : dtype;
+}
+
 kiln_tensor_t *sd_tensor_new(kiln_dtype_t dtype, int ndim, const int64_t *shape)
 {
-    if (current.device != KILN_DEVICE_CPU && is_float(dtype))
-        dtype = current.act;
     if (sd_dev_current().channels_last && ndim == 4 && is_float(dtype))
-        return new_channels_last(dtype, shape);
-    return new_dense(dtype, ndim, shape);
+        return new_channels_last(target_dtype(dtype), shape);
+    return new_dense(target_dtype(dtype), ndim, shape);
 }
 
 kiln_tensor_t *sd_tensor_new_dense(kiln_dtype_t dtype, int ndim, const int64_t *shape)
 {
-    if (current.device != KILN_DEVICE_CPU && is_float(dtype))
-        dtype = current.act;
-    return new_dense(dtype, ndim, shape);
+    return new_dense(target_dtype(dtype), ndim, shape);
 }
 
 int sd_to_dev(kiln_lane_t *lane, const kiln_tensor_t *t, kiln_tensor_t **out)
@@ -200,10 +202,8 @@ static int weight_channels_last(const kiln_tensor_t *w, kiln_tensor_t **out)
 int sd_weight_get(kiln_weights_t *w, const char *name, kiln_dtype_t dtype, kiln_tensor_t **out)
 {
     *out = NULL;
-    if (current.device != KILN_DEVICE_CPU && is_float(dtype))
-        dtype = current.act;
     kiln_tensor_t *h = NULL, *d = NULL;
-    int rc = kiln_weights_get(w, name, dtype, &h);
+    int rc = kiln_weights_get(w, name, target_dtype(dtype), &h);
     if (rc == 0 && current.device != KILN_DEVICE_CPU)
         rc = kiln_tensor_to_device(h, current.device, &d);
     else if (rc == 0) {

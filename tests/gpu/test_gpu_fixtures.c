@@ -26,29 +26,13 @@
 #include "../../nodes/sd/sd_types.h"
 #include "../../nodes/sd/unet_int.h"
 #include "../../nodes/sd/vae_int.h"
+#include "gpu_lane_job.h"
 #include "runner.h"
 
 #define FIX KILN_SHARED_DIR "/fixtures/sd15-tiny/"
 #define TOKENIZER KILN_SHARED_DIR "/fixtures/clip-tokenizer/"
-#define GPU 1
 #define TOL 1e-3
 #define TOL_8X8 5e-3 /* see test_unet_eps */
-
-static int on_host(void)
-{
-    const char *v = getenv("KILN_GPU_TESTS_ON_HOST");
-    return v && strcmp(v, "1") == 0;
-}
-
-/* The device the GPU lane must have: the first GPU, or the host in the on-host mode. */
-static int want_device(void)
-{
-    if (on_host())
-        return KILN_DEVICE_CPU;
-    if (kiln_device_count() < 1)
-        kiln_test_fail(__FILE__, __LINE__, "no CUDA device (this test needs a GPU)");
-    return GPU;
-}
 
 /* ---- fixture tensors and comparisons -------------------------------------------------------- */
 
@@ -111,18 +95,8 @@ static double check(const kiln_tensor_t *got, const char *file, const char *name
     return r;
 }
 
-/* ---- nodes of the test pack: a job on the GPU lane, and a capture ----------------------------
- * A GpuTestJob node is flagged KILN_NODE_GPU, so its code gets the lane (device, stream,
- * placement) the sd nodes get; GpuTestCapture keeps what reaches it. */
-
-typedef int (*job_fn)(kiln_lane_t *lane, void *ud);
-
-static struct job {
-    job_fn fn;
-    void *ud;
-    int rc, device, ran;
-    char error[2048]; /* the EXECUTION_ERROR event, if any */
-} job;
+/* ---- nodes of the test pack: a job on the GPU lane (gpu_lane_job.h), and a capture -------
+ * GpuTestCapture keeps what reaches it. */
 
 #define MAX_CAPS 8
 static struct capture {
@@ -132,15 +106,6 @@ static struct capture {
     kiln_dtype_t model_act;
 } caps[MAX_CAPS];
 static int n_caps;
-
-static int job_execute(kiln_call_t *call)
-{
-    kiln_lane_t *lane = kiln_call_lane(call);
-    job.device = kiln_lane_device(lane);
-    job.rc = job.fn(lane, job.ud);
-    job.ran = 1;
-    return job.rc == 0 ? 0 : kiln_call_fail(call, "the test job failed");
-}
 
 static int capture_execute(kiln_call_t *call)
 {
@@ -174,16 +139,11 @@ static const struct capture *captured(const char *id)
     kiln_test_fail(__FILE__, __LINE__, "capture %s did not run", id);
 }
 
-static const kiln_input_def_t no_inputs[] = {{0}};
 static const kiln_input_def_t capture_inputs[] = {
     {KILN_INPUT_DEF_INIT, .name = "value", .type = "*"}, {0}};
-static const kiln_output_def_t no_outputs[] = {{0}};
-static const kiln_node_def_t job_def = {
-    KILN_NODE_DEF_INIT, .name = "GpuTestJob", .category = "testing", .inputs = no_inputs,
-    .outputs = no_outputs, .flags = KILN_NODE_OUTPUT | KILN_NODE_GPU, .execute = job_execute};
 static const kiln_node_def_t capture_def = {
     KILN_NODE_DEF_INIT, .name = "GpuTestCapture", .category = "testing",
-    .inputs = capture_inputs, .outputs = no_outputs, .flags = KILN_NODE_OUTPUT,
+    .inputs = capture_inputs, .outputs = job_no_outputs, .flags = KILN_NODE_OUTPUT,
     .execute = capture_execute};
 static const kiln_node_def_t *const test_nodes[] = {&job_def, &capture_def, NULL};
 
@@ -193,18 +153,6 @@ static int test_pack(const kiln_host_api_t *api, kiln_plugin_t *out)
     out->name = "gputest";
     out->nodes = test_nodes;
     return 0;
-}
-
-static void on_event(void *ud, const kiln_event_t *ev)
-{
-    (void)ud;
-    if (ev->type == KILN_EVENT_EXECUTION_ERROR)
-        snprintf(job.error, sizeof job.error, "%s", ev->data_json);
-}
-
-static void quiet(void *ud, kiln_log_level_t level, const char *msg)
-{
-    (void)ud, (void)level, (void)msg;
 }
 
 /* An engine with the test pack, models placed in float32 on GPU lanes, TF32 off. */
@@ -220,35 +168,6 @@ static kiln_engine_t *engine_at(const char *base)
     ASSERT_EQ_INT(kiln_engine_new(&o, &e), 0);
     ASSERT_EQ_INT(kiln_engine_add_pack(e, "gputest", test_pack), 0);
     return e;
-}
-
-/* Validates and executes a prompt; fails the test unless it succeeds. */
-static void run_prompt(kiln_engine_t *e, const char *prompt)
-{
-    kiln_prompt_t *p = NULL;
-    char *errors = NULL;
-    if (kiln_prompt_new(e, prompt, strlen(prompt), NULL, 0, &p, &errors) != 0)
-        kiln_test_fail(__FILE__, __LINE__, "prompt refused: %s", errors ? errors : "?");
-    kiln_free(errors);
-    job.error[0] = '\0';
-    int rc = kiln_engine_execute(e, p, "gpu-test", NULL, on_event, NULL);
-    kiln_prompt_free(p);
-    if (rc != 0)
-        kiln_test_fail(__FILE__, __LINE__, "execute: %s: %s", kiln_err_name(rc), job.error);
-}
-
-/* Runs fn(lane, ud) in a GpuTestJob node; fails unless it ran on a lane of want_device()
- * and returned 0. */
-static void run_on_gpu_lane(kiln_engine_t *e, job_fn fn, void *ud)
-{
-    memset(&job, 0, sizeof job);
-    job.fn = fn;
-    job.ud = ud;
-    job.rc = job.device = -1;
-    run_prompt(e, "{\"1\": {\"class_type\": \"GpuTestJob\", \"inputs\": {}}}");
-    ASSERT(job.ran);
-    ASSERT_EQ_INT(job.rc, 0);
-    ASSERT_EQ_INT(job.device, want_device());
 }
 
 /* The fixture checkpoint, open. */

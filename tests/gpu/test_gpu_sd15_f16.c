@@ -22,10 +22,10 @@
 #include "../../nodes/sd/sd_device.h"
 #include "../../nodes/sd/unet_int.h"
 #include "gpu_sd15_case.h"
+#include "gpu_lane_job.h"
 #include "runner.h"
 #include "runtime/safetensors.h"
 
-#define GPU 1
 #define F16_TOL 1e-2 /* the bound the CUDA backend must meet */
 
 static double now_s(void)
@@ -33,22 +33,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int on_host(void)
-{
-    const char *v = getenv("KILN_GPU_TESTS_ON_HOST");
-    return v && strcmp(v, "1") == 0;
-}
-
-/* The device the GPU lane must have: the first GPU, or the host in the on-host mode. */
-static int want_device(void)
-{
-    if (on_host())
-        return KILN_DEVICE_CPU;
-    if (kiln_device_count() < 1)
-        kiln_test_fail(__FILE__, __LINE__, "no CUDA device (this test needs a GPU)");
-    return GPU;
 }
 
 /* ---- the reference file ------------------------------------------------------------------ */
@@ -127,29 +111,6 @@ static double rel_err(const kiln_tensor_t *got, const kiln_tensor_t *want)
  * The work runs inside a node flagged KILN_NODE_GPU, so it gets the lane (device, stream,
  * placement) that the sd nodes get; results go back through `job`. */
 
-typedef int (*job_fn)(kiln_lane_t *lane, void *ud);
-
-static struct job {
-    job_fn fn;
-    void *ud;
-    int rc, device, ran;
-    char error[1024]; /* the EXECUTION_ERROR event, if any */
-} job;
-
-static int job_execute(kiln_call_t *call)
-{
-    kiln_lane_t *lane = kiln_call_lane(call);
-    job.device = kiln_lane_device(lane);
-    job.rc = job.fn(lane, job.ud);
-    job.ran = 1;
-    return job.rc == 0 ? 0 : kiln_call_fail(call, "the test job failed");
-}
-
-static const kiln_input_def_t no_inputs[] = {{0}};
-static const kiln_output_def_t no_outputs[] = {{0}};
-static const kiln_node_def_t job_def = {
-    KILN_NODE_DEF_INIT, .name = "GpuTestJob", .category = "testing", .inputs = no_inputs,
-    .outputs = no_outputs, .flags = KILN_NODE_OUTPUT | KILN_NODE_GPU, .execute = job_execute};
 static const kiln_node_def_t *const job_nodes[] = {&job_def, NULL};
 
 static int job_pack(const kiln_host_api_t *api, kiln_plugin_t *out)
@@ -158,18 +119,6 @@ static int job_pack(const kiln_host_api_t *api, kiln_plugin_t *out)
     out->name = "gputest";
     out->nodes = job_nodes;
     return 0;
-}
-
-static void on_event(void *ud, const kiln_event_t *ev)
-{
-    (void)ud;
-    if (ev->type == KILN_EVENT_EXECUTION_ERROR)
-        snprintf(job.error, sizeof job.error, "%s", ev->data_json);
-}
-
-static void quiet(void *ud, kiln_log_level_t level, const char *msg)
-{
-    (void)ud, (void)level, (void)msg;
 }
 
 static kiln_engine_t *engine_up(void)
@@ -182,28 +131,6 @@ static kiln_engine_t *engine_up(void)
     ASSERT_EQ_INT(kiln_engine_new(&o, &e), 0);
     ASSERT_EQ_INT(kiln_engine_add_pack(e, "gputest", job_pack), 0);
     return e;
-}
-
-/* Runs fn(lane, ud) in a GpuTestJob node; fails unless it ran on a lane of want_device()
- * and returned 0. */
-static void run_on_gpu_lane(kiln_engine_t *e, job_fn fn, void *ud)
-{
-    static const char prompt[] = "{\"1\": {\"class_type\": \"GpuTestJob\", \"inputs\": {}}}";
-    memset(&job, 0, sizeof job);
-    job.fn = fn;
-    job.ud = ud;
-    job.rc = job.device = -1;
-    kiln_prompt_t *p = NULL;
-    char *errors = NULL;
-    if (kiln_prompt_new(e, prompt, strlen(prompt), NULL, 0, &p, &errors) != 0)
-        kiln_test_fail(__FILE__, __LINE__, "prompt refused: %s", errors ? errors : "?");
-    kiln_free(errors);
-    int rc = kiln_engine_execute(e, p, "gpu-job", NULL, on_event, NULL);
-    kiln_prompt_free(p);
-    if (rc != 0 || !job.ran || job.rc != 0)
-        kiln_test_fail(__FILE__, __LINE__, "job: execute %s, job %d: %s", kiln_err_name(rc),
-                       job.rc, job.error);
-    ASSERT_EQ_INT(job.device, want_device());
 }
 
 /* ---- the step ------------------------------------------------------------------------------ */
