@@ -554,14 +554,42 @@ int kiln_op_matmul(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
                     kiln__cuda_op_matmul(lane, out, a, b, transpose_b != 0));
 }
 
-int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                   const kiln_tensor_t *weight, const kiln_tensor_t *bias)
+/* 0 when t broadcasts to out's shape (numpy's rules, aligned at the last dimension). */
+static int check_bcast_to(const kiln_tensor_t *t, const kiln_tensor_t *out)
+{
+    if (t->ndim > out->ndim)
+        return KILN_EINVAL;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t st = t->shape[i], so = out->shape[i + out->ndim - t->ndim];
+        if (st != so && st != 1)
+            return KILN_EINVAL;
+    }
+    return 0;
+}
+
+/* The checks of a fused addend: a float tensor on out's device, not overlapping out,
+ * broadcasting to out's shape. */
+static int check_add(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *add)
+{
+    backend_t be;
+    int rc = check(lane, out, &add, 1, OUT_F32, &be);
+    if (rc == 0)
+        rc = check_floats(&add, 1);
+    return rc < 0 ? rc : check_bcast_to(add, out);
+}
+
+/* kiln_op_linear, plus add when it is not NULL. */
+static int linear_impl(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                       const kiln_tensor_t *weight, const kiln_tensor_t *bias,
+                       const kiln_tensor_t *add)
 {
     const kiln_tensor_t *in[3] = {x, weight, bias};
     backend_t be;
     int rc = check(lane, out, in, bias ? 3 : 2, OUT_F32 | OUT_DENSE, &be);
     if (rc == 0)
         rc = check_floats(in, 3);
+    if (rc == 0 && add)
+        rc = check_add(lane, out, add);
     if (rc < 0)
         return rc;
     if (x->ndim < 1 || weight->ndim != 2 || out->ndim != x->ndim ||
@@ -573,8 +601,24 @@ int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     if ((rc = check_vec(bias, weight->shape[0])) < 0)
         return rc;
     // [..., IN] -> [..., OUT]
-    return DISPATCH(be, kiln__cpu_linear(out, x, weight, bias),
-                    kiln__cuda_op_linear(lane, out, x, weight, bias));
+    if (be == BACKEND_CPU) {
+        rc = kiln__cpu_linear(out, x, weight, bias);
+        return rc == 0 && add ? kiln__cpu_binary(out, out, add, KILN__OP_BINARY_ADD) : rc;
+    }
+    return CUDA_CALL(kiln__cuda_op_linear(lane, out, x, weight, bias, add));
+}
+
+int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                   const kiln_tensor_t *weight, const kiln_tensor_t *bias)
+{
+    return linear_impl(lane, out, x, weight, bias, NULL);
+}
+
+int kiln_op_linear_add(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                       const kiln_tensor_t *weight, const kiln_tensor_t *bias,
+                       const kiln_tensor_t *add)
+{
+    return add ? linear_impl(lane, out, x, weight, bias, add) : KILN_EINVAL;
 }
 
 /* One output extent of a convolution, or -1 when the dilated kernel does not fit the
@@ -587,9 +631,10 @@ static int64_t conv_out_size(int64_t in, int64_t pad, int64_t k, int64_t dil, in
     return (room - dil * (k - 1)) / stride + 1;
 }
 
-int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                   const kiln_tensor_t *weight, const kiln_tensor_t *bias,
-                   const kiln_conv2d_params_t *params)
+/* kiln_op_conv2d, plus add when it is not NULL. */
+static int conv2d_impl(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                       const kiln_tensor_t *weight, const kiln_tensor_t *bias,
+                       const kiln_tensor_t *add, const kiln_conv2d_params_t *params)
 {
     const kiln_tensor_t *in[3] = {x, weight, bias};
     kiln_conv2d_params_t p;
@@ -597,6 +642,8 @@ int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     int rc = check(lane, out, in, bias ? 3 : 2, OUT_F32 | OUT_DENSE | OUT_CL, &be);
     if (rc == 0)
         rc = check_floats(in, 3);
+    if (rc == 0 && add)
+        rc = check_add(lane, out, add);
     if (rc == 0)
         rc = conv_params(params, &p);
     if (rc < 0)
@@ -620,9 +667,23 @@ int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor
     // [N, C, H, W] -> [N, OC, OH, OW]
     if (be == BACKEND_CPU) {
         CPU_INTO(out, rc, kiln__cpu_conv2d(o, x, weight, bias, &g));
-        return rc;
+        return rc == 0 && add ? kiln__cpu_binary(out, out, add, KILN__OP_BINARY_ADD) : rc;
     }
-    return CUDA_CALL(kiln__cuda_op_conv2d(lane, out, x, weight, bias, &g));
+    return CUDA_CALL(kiln__cuda_op_conv2d(lane, out, x, weight, bias, add, &g));
+}
+
+int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                   const kiln_tensor_t *weight, const kiln_tensor_t *bias,
+                   const kiln_conv2d_params_t *params)
+{
+    return conv2d_impl(lane, out, x, weight, bias, NULL, params);
+}
+
+int kiln_op_conv2d_add(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
+                       const kiln_tensor_t *weight, const kiln_tensor_t *bias,
+                       const kiln_tensor_t *add, const kiln_conv2d_params_t *params)
+{
+    return add ? conv2d_impl(lane, out, x, weight, bias, add, params) : KILN_EINVAL;
 }
 
 int kiln_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *q,

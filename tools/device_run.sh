@@ -8,6 +8,8 @@
 #                                # build-cuda-carry.tar.gz carried along: GPU tests, compute-sanitizer, benchmarks;
 #                                # logs and a summary go to $OUT (or ./device-out)
 #   tools/device_run.sh bench    # there: the UNet benchmark REPEAT times (the spread)
+#   tools/device_run.sh profile  # there: one batch-2 UNet call under Nsight Compute (each
+#                                # kernel's time, their sum against the call's)
 #   tools/device_run.sh e2e      # there: the fp32 fixture workflow check and the fp16
 #                                # end-to-end benchmark over the server (bench_serve.py:
 #                                # batch 1/4/8, 16 queued prompts, hires fix; SCENARIOS=...)
@@ -195,10 +197,26 @@ bench() {
     done
 }
 
+# One batch-2 UNet call under Nsight Compute: each kernel's GPU time (ncu_b2.csv), and
+# their sum beside the call's event-to-event time, which also holds the launch gaps.
+profile() {
+    local out=${OUT:-$ROOT/device-out}
+    mkdir -p "$out"
+    setup_env
+    ( cd "$out" && timeout 200 "$CARRY/bin/bench_gpu_unet" 20 1,2 )
+    # at the clocks and cache state the call really runs with, not ncu's locked base clock
+    ( cd "$out" && KILN_BENCH_PROFILE_LAST=1 timeout 400 ncu --profile-from-start off \
+        --clock-control none --cache-control none \
+        --metrics gpu__time_duration.sum --csv "$CARRY/bin/bench_gpu_unet" 3 2 \
+        >"$out/ncu_b2.csv" 2>"$out/ncu.log" )
+    python3 "$ROOT/tools/bench/ncu_summary.py" "$out/ncu_b2.csv"
+}
+
 case "${1:-}" in
 bundle) bundle ;;
+profile) profile ;;
 run) run ;;
 e2e) e2e ;;
 bench) bench ;;
-*) echo "usage: $0 bundle|run|e2e|bench" >&2; exit 2 ;;
+*) echo "usage: $0 bundle|run|e2e|bench|profile" >&2; exit 2 ;;
 esac

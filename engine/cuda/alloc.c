@@ -195,7 +195,7 @@ int kiln__cuda_alloc(kiln__cuda_stream_t *s, size_t bytes, kiln__cuda_block_t **
     }
     b->home = s;
     b->writer = NULL;
-    b->used_mask = b->readers = 0;
+    b->used_mask = b->readers = b->synced = 0;
     *out = b;
     return 0;
 }
@@ -241,7 +241,7 @@ void kiln__cuda_free(kiln__cuda_block_t *b)
     pthread_mutex_lock(&c->mu);
     note_foreign_uses(c, b);
     b->writer = NULL;
-    b->used_mask = b->readers = 0;
+    b->used_mask = b->readers = b->synced = 0;
     c->in_use -= b->size;
     c->cached += b->size;
     b->next = c->free_list[k];
@@ -301,8 +301,13 @@ int kiln__cuda_block_use(kiln__cuda_block_t *b, kiln__cuda_stream_t *s, int writ
         return KILN_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
-    if (b->writer && b->writer != s) /* read after write on another stream */
+    /* read after write on another stream: one wait per stream and write (weights written
+     * once by an upload are then read by every op without further events) */
+    uint64_t bit = 1ull << s->index;
+    if (b->writer && b->writer != s && !(b->synced & bit)) {
         rc = stream_wait(c, s, b->writer);
+        b->synced |= rc == 0 ? bit : 0;
+    }
     if (write) { /* write after reads on other streams */
         uint64_t r = b->readers & ~(1ull << s->index);
         for (int i = 0; rc == 0 && r && i < KILN__CUDA_MAX_STREAMS; i++) {
@@ -311,7 +316,7 @@ int kiln__cuda_block_use(kiln__cuda_block_t *b, kiln__cuda_stream_t *s, int writ
                 rc = stream_wait(c, s, kiln__cuda_stream_at(b->device, i));
             }
         }
-        b->readers = 0;
+        b->readers = b->synced = 0;
         b->writer = s;
     } else {
         b->readers |= 1ull << s->index;

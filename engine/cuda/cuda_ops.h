@@ -28,10 +28,11 @@ int kiln__cuda_op_group_norm(struct kiln_lane *lane, kiln_tensor_t *out, const k
                              float eps, int fuse_silu);
 int kiln__cuda_op_matmul(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *a,
                          const kiln_tensor_t *b, int transpose_b);
+/* linear and conv2d: add (NULL, or broadcasting to out) is summed into out. */
 int kiln__cuda_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                         const kiln_tensor_t *w, const kiln_tensor_t *b);
+                         const kiln_tensor_t *w, const kiln_tensor_t *b, const kiln_tensor_t *add);
 int kiln__cuda_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                         const kiln_tensor_t *w, const kiln_tensor_t *b,
+                         const kiln_tensor_t *w, const kiln_tensor_t *b, const kiln_tensor_t *add,
                          const kiln__conv2d_geom_t *g);
 int kiln__cuda_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *q,
                             const kiln_tensor_t *k, const kiln_tensor_t *v, int heads,

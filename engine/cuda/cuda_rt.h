@@ -68,6 +68,7 @@ struct kiln__cuda_block {
     kiln__cuda_stream_t *writer; /* the stream of the last write, NULL when idle */
     uint64_t used_mask;          /* streams (by index) other than home that touched it */
     uint64_t readers;            /* streams (by index) that read it since the last write */
+    uint64_t synced;             /* streams (by index) already ordered after the last write */
     cudaEvent_t free_events[4];  /* pending uses when freed with foreign users */
     int n_free_events;
     int foreign;                 /* freed with uses on other streams: wait for the events */

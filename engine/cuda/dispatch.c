@@ -397,30 +397,36 @@ int kiln__cuda_op_matmul(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_
 }
 
 int kiln__cuda_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                         const kiln_tensor_t *w, const kiln_tensor_t *b)
+                         const kiln_tensor_t *w, const kiln_tensor_t *b, const kiln_tensor_t *add)
 {
-    kiln__cuda_desc_t d_out, d_x, d_w, d_b;
+    kiln__cuda_desc_t d_out, d_x, d_w, d_b, d_add;
     desc_of(out, &d_out);
     desc_of(x, &d_x);
     desc_of(w, &d_w);
     desc_of(b, &d_b);
-    const kiln_tensor_t *in[3] = {x, w, b};
-    CALL(lane, out, in, 3, kiln__cudak_linear(&c.x, &d_out, &d_x, &d_w, b ? &d_b : NULL));
+    if (add)
+        desc_bcast(add, out, &d_add);
+    const kiln_tensor_t *in[4] = {x, w, b, add};
+    CALL(lane, out, in, 4,
+         kiln__cudak_linear(&c.x, &d_out, &d_x, &d_w, b ? &d_b : NULL, add ? &d_add : NULL));
 }
 
 int kiln__cuda_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
-                         const kiln_tensor_t *w, const kiln_tensor_t *b,
+                         const kiln_tensor_t *w, const kiln_tensor_t *b, const kiln_tensor_t *add,
                          const kiln__conv2d_geom_t *g)
 {
-    kiln__cuda_desc_t d_out, d_x, d_w, d_b;
+    kiln__cuda_desc_t d_out, d_x, d_w, d_b, d_add;
     desc_of(out, &d_out);
     desc_of(x, &d_x);
     desc_of(w, &d_w);
     desc_of(b, &d_b);
+    if (add)
+        desc_bcast(add, out, &d_add);
     kiln__cuda_conv_geom_t cg = {g->stride_h, g->stride_w,   g->pad_top,
                                  g->pad_left, g->dilation_h, g->dilation_w};
-    const kiln_tensor_t *in[3] = {x, w, b};
-    CALL(lane, out, in, 3, kiln__cudak_conv2d(&c.x, &d_out, &d_x, &d_w, b ? &d_b : NULL, &cg));
+    const kiln_tensor_t *in[4] = {x, w, b, add};
+    CALL(lane, out, in, 4,
+         kiln__cudak_conv2d(&c.x, &d_out, &d_x, &d_w, b ? &d_b : NULL, add ? &d_add : NULL, &cg));
 }
 
 int kiln__cuda_op_attention(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *q,

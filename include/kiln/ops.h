@@ -90,8 +90,9 @@ typedef enum kiln_interp_mode {
 } kiln_interp_mode_t;
 
 /* ---- the op table ---------------------------------------------------------------------- *
- * XX(return type, name without the kiln_ prefix, (parameters), (arguments)). Entries are
- * only ever appended. Contracts are on the declarations below. */
+ * XX(return type, name without the kiln_ prefix, (parameters), (arguments)). The 1.0 map
+ * never changes; later ops get maps of their own, which node.h appends to the end of the
+ * host table. Contracts are on the declarations below. */
 /* clang-format off */
 #define KILN_OPS_API_MAP(XX)                                                                \
     /* data movement: any dtype to the same dtype, or to a float out */                     \
@@ -156,6 +157,17 @@ typedef enum kiln_interp_mode {
        const kiln_tensor_t *t, float max_period), (lane, out, t, max_period))               \
     XX(int, op_embedding, (struct kiln_lane *lane, kiln_tensor_t *out,                      \
        const kiln_tensor_t *weight, const kiln_tensor_t *ids), (lane, out, weight, ids))
+
+/* Since ABI 1.2: products with a fused sum. node.h places these after every older entry
+ * of the host table (so older offsets hold); a pack checks KILN_API_HAS first. */
+#define KILN_OPS_API_FUSED_MAP(XX)                                                          \
+    XX(int, op_linear_add, (struct kiln_lane *lane, kiln_tensor_t *out,                     \
+       const kiln_tensor_t *x, const kiln_tensor_t *weight, const kiln_tensor_t *bias,      \
+       const kiln_tensor_t *add), (lane, out, x, weight, bias, add))                        \
+    XX(int, op_conv2d_add, (struct kiln_lane *lane, kiln_tensor_t *out,                     \
+       const kiln_tensor_t *x, const kiln_tensor_t *weight, const kiln_tensor_t *bias,      \
+       const kiln_tensor_t *add, const kiln_conv2d_params_t *params),                       \
+       (lane, out, x, weight, bias, add, params))
 /* clang-format on */
 
 #ifndef KILN_PLUGIN
@@ -280,6 +292,22 @@ KILN_API int kiln_op_linear(struct kiln_lane *lane, kiln_tensor_t *out, const ki
 KILN_API int kiln_op_conv2d(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_tensor_t *x,
                             const kiln_tensor_t *weight, const kiln_tensor_t *bias,
                             const kiln_conv2d_params_t *params);
+
+/* kiln_op_linear followed by out += add, where add broadcasts to out's shape (a residual
+ * of out's shape, typically). On a GPU the sum happens in the GEMM's epilogue, which saves
+ * the separate elementwise pass over out. add must not overlap out. */
+KILN_API int kiln_op_linear_add(struct kiln_lane *lane, kiln_tensor_t *out,
+                                const kiln_tensor_t *x, const kiln_tensor_t *weight,
+                                const kiln_tensor_t *bias, const kiln_tensor_t *add);
+
+/* kiln_op_conv2d followed by out += add, where add broadcasts to out's shape: a residual
+ * [N, OC, OH, OW], or a per-sample channel shift [N, OC, 1, 1] such as a UNet block's time
+ * embedding. On a GPU out starts as bias + add and the convolution accumulates onto it.
+ * add must not overlap out. */
+KILN_API int kiln_op_conv2d_add(struct kiln_lane *lane, kiln_tensor_t *out,
+                                const kiln_tensor_t *x, const kiln_tensor_t *weight,
+                                const kiln_tensor_t *bias, const kiln_tensor_t *add,
+                                const kiln_conv2d_params_t *params);
 
 /* Multi-head scaled dot-product attention without a mask (self attention when k, v come
  * from q's sequence, cross attention otherwise): q [B, LQ, H*D], k [B, LK, H*D],

@@ -219,6 +219,12 @@ int dense_as(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *d, int dt, kiln__cud
 int bias_fill(kiln__cuda_exec_t *x, void *out, int dt_out, int64_t outer, int64_t c,
               int64_t inner, const kiln__cuda_desc_t *bias);
 
+/* out (any layout) = bias broadcast along out's dimension cdim + add (a descriptor of out's
+ * shape, broadcast strides allowed); either may be NULL (both NULL: nothing is written).
+ * The start of a product that then accumulates onto out (beta 1). */
+int out_start(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out, int cdim,
+              const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add);
+
 /* conv_dnn.cu: convolution plans through cuDNN. conv_dnn_plan gives the shape's cached
  * plan (made on first use, which measures cuDNN's algorithms on the call's buffers) or
  * NULL when cuDNN is absent or does not cover the call; choice is conv.cu's verdict for
@@ -231,7 +237,17 @@ int *conv_dnn_choice(dnn_plan *p);
 float conv_dnn_ms(dnn_plan *p);
 int conv_dnn_run(kiln__cuda_exec_t *x, dnn_plan *p, const kiln__cuda_desc_t *out,
                  const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                 const kiln__cuda_desc_t *bias);
+                 const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add);
+
+/* conv_cl.cu: a convolution of channels-last F16/BF16 tensors as im2col + one GEMM per
+ * chunk of samples, writing the channels-last out directly (add as kiln__cudak_conv2d).
+ * conv_cl_ok says whether the operands suit it. */
+bool conv_cl_ok(const kiln__cuda_desc_t *out, const kiln__cuda_desc_t *in,
+                const kiln__cuda_desc_t *w);
+int conv_cl_gemm(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
+                 const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
+                 const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add,
+                 const kiln__cuda_conv_geom_t *g);
 
 } // namespace kiln_cuda
 

@@ -1,6 +1,7 @@
 /* 2-D convolution on CUDA: half-precision calls go to cuDNN when it is there
- * (conv_dnn.cu); the rest, and everything when it is not, run as im2col + cuBLASLt GEMM
- * (into dense scratch memory when out is channels-last). A channels-last 1x1 convolution
+ * (conv_dnn.cu) or to im2col + GEMM, whichever the first call of a shape measures faster;
+ * channels-last tensors take conv_cl.cu's im2col, the rest the one below (into dense
+ * scratch memory when out is channels-last). A channels-last 1x1 convolution
  * is one GEMM over the pixels. The column matrix of as many
  * samples as fit COLS_BUDGET bytes is built at once (or a band of output rows of one
  * sample when a single sample is larger), and one strided-batched GEMM per chunk writes
@@ -45,7 +46,8 @@ __global__ void im2col_k(conv_shape g, const void *x, int xdt, int64_t s0, int64
 
 static int conv_im2col(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                       const kiln__cuda_desc_t *bias, const kiln__cuda_conv_geom_t *geo_)
+                       const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add,
+                       const kiln__cuda_conv_geom_t *geo_)
 {
     int rc;
     int dt = in->dtype == w->dtype && (in->dtype == KILN_DTYPE_F16 ||
@@ -64,11 +66,13 @@ static int conv_im2col(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
         c.ptr = kiln__cuda_scratch(x, (size_t)out->numel * sizeof(float));
         rc = c.ptr ? 0 : x->scratch_rc;
     }
-    if (rc == 0 && bias)
+    if (rc == 0 && add) /* c starts as bias + add (c: out's shape, dense) */
+        rc = out_start(x, &c, 1, bias, add);
+    else if (rc == 0 && bias)
         rc = bias_fill(x, c.ptr, c.dtype, n, oc, p, bias);
     if (rc < 0)
         return rc;
-    float beta = bias ? 1.0f : 0.0f;
+    float beta = bias || add ? 1.0f : 0.0f;
     size_t es = dtype_size(dt), ec = dtype_size(c.dtype);
     bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
                      g.pl == 0 && g.oh == g.h && g.ow == g.w && in->dtype == dt &&
@@ -129,10 +133,13 @@ template <typename F> static int time_path(kiln__cuda_exec_t *x, F run, float *m
  * memory and copied over. */
 static int conv_fallback(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                          const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                         const kiln__cuda_desc_t *bias, const kiln__cuda_conv_geom_t *g)
+                         const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add,
+                         const kiln__cuda_conv_geom_t *g)
 {
+    if (conv_cl_ok(out, in, w)) /* channels-last: straight into out */
+        return conv_cl_gemm(x, out, in, w, bias, add, g);
     if (is_dense(out))
-        return conv_im2col(x, out, in, w, bias, g);
+        return conv_im2col(x, out, in, w, bias, add, g);
     kiln__cuda_desc_t t = *out;
     int64_t st = 1;
     for (int i = 3; i >= 0; i--) {
@@ -142,7 +149,7 @@ static int conv_fallback(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     t.ptr = kiln__cuda_scratch(x, (size_t)out->numel * dtype_size(out->dtype));
     if (!t.ptr)
         return x->scratch_rc;
-    int rc = conv_im2col(x, &t, in, w, bias, g);
+    int rc = conv_im2col(x, &t, in, w, bias, add, g);
     return rc == 0 ? kiln__cudak_copy(x, out, &t) : rc;
 }
 
@@ -159,7 +166,7 @@ static bool pointwise_cl(const kiln__cuda_desc_t *out, const kiln__cuda_desc_t *
 
 static int conv_pointwise_cl(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                              const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                             const kiln__cuda_desc_t *bias)
+                             const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
 {
     int64_t pixels = in->shape[0] * in->shape[2] * in->shape[3];
     kiln__cuda_desc_t a = {}, o = {}, wm = {};
@@ -171,20 +178,30 @@ static int conv_pointwise_cl(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     wm.ptr = w->ptr, wm.dtype = w->dtype, wm.ndim = 2, wm.numel = w->numel;
     wm.shape[0] = w->shape[0], wm.shape[1] = w->shape[1];
     wm.strides[0] = w->strides[0], wm.strides[1] = w->strides[1];
-    return kiln__cudak_linear(x, &o, &a, &wm, bias); // [N*H*W, OC]
+    /* an addend laid out like out is the same [N*H*W, OC] matrix; else summed after */
+    bool same = add && add->dtype == out->dtype;
+    for (int i = 0; same && i < 4; i++)
+        same = out->shape[i] == 1 || add->strides[i] == out->strides[i];
+    kiln__cuda_desc_t ad = o;
+    ad.ptr = same ? add->ptr : NULL;
+    int rc = kiln__cudak_linear(x, &o, &a, &wm, bias, same ? &ad : NULL); // [N*H*W, OC]
+    if (rc == 0 && add && !same)
+        rc = kiln__cudak_binary(x, out, out, add, KILN__CUDA_ADD);
+    return rc;
 }
 
 static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                    const kiln__cuda_desc_t *bias, const kiln__cuda_conv_geom_t *g)
+                    const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add,
+                    const kiln__cuda_conv_geom_t *g)
 {
     if (out->numel == 0)
         return 0;
     if (pointwise_cl(out, in, w, g))
-        return conv_pointwise_cl(x, out, in, w, bias);
+        return conv_pointwise_cl(x, out, in, w, bias, add);
     dnn_plan *p = conv_dnn_plan(x, out, in, w, g);
     if (!p)
-        return conv_fallback(x, out, in, w, bias, g);
+        return conv_fallback(x, out, in, w, bias, add, g);
     int *choice = conv_dnn_choice(p);
     if (*choice == 0) { /* first call of this shape: time both paths, keep the faster */
         float t_dnn = 1e30f, t_col = 1e30f, t;
@@ -195,11 +212,12 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
          * noisy; scratch goes back to the cache between runs */
         for (int rep = 0; rc == 0 && rep < 4; rep++) {
             kiln__cuda_scratch_release(x);
-            rc = time_path(x, [&] { return conv_dnn_run(x, p, out, in, w, bias); }, &t);
+            rc = time_path(x, [&] { return conv_dnn_run(x, p, out, in, w, bias, add); }, &t);
             t_dnn = rep > 0 && t < t_dnn ? t : t_dnn;
             kiln__cuda_scratch_release(x);
             if (rc == 0) /* im2col last: its output is the call's result */
-                rc = time_path(x, [&] { return conv_fallback(x, out, in, w, bias, g); }, &t);
+                rc = time_path(x, [&] { return conv_fallback(x, out, in, w, bias, add, g); },
+                               &t);
             t_col = rep > 0 && t < t_col ? t : t_col;
         }
         if (rc < 0)
@@ -213,15 +231,16 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     (long long)w->shape[2], (long long)g->stride_h, t_dnn, t_col);
         return 0;
     }
-    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias)
-                        : conv_fallback(x, out, in, w, bias, g);
+    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias, add)
+                        : conv_fallback(x, out, in, w, bias, add, g);
 }
 
 } // namespace kiln_cuda
 
 extern "C" int kiln__cudak_conv2d(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                                   const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                                  const kiln__cuda_desc_t *b, const kiln__cuda_conv_geom_t *g)
+                                  const kiln__cuda_desc_t *b, const kiln__cuda_desc_t *add,
+                                  const kiln__cuda_conv_geom_t *g)
 {
-    return kiln_cuda::conv_run(x, out, in, w, b, g);
+    return kiln_cuda::conv_run(x, out, in, w, b, add, g);
 }

@@ -249,13 +249,18 @@ float conv_dnn_ms(dnn_plan *dp)
 
 int conv_dnn_run(kiln__cuda_exec_t *x, dnn_plan *dp, const kiln__cuda_desc_t *out,
                  const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                 const kiln__cuda_desc_t *bias)
+                 const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
 {
     plan *p = (plan *)dp;
     const plan_key &k = p->key;
     dnn_cache *c = cache_of(x);
     float alpha = 1.0f, beta = 0.0f;
-    if (bias) { /* out starts as the bias; the convolution accumulates onto it */
+    if (add) { /* out starts as bias + add; the convolution accumulates onto it */
+        int rc = out_start(x, out, 1, bias, add);
+        if (rc < 0)
+            return rc;
+        beta = 1.0f;
+    } else if (bias) { /* out starts as the bias */
         int rc = k.y_cl ? bias_fill(x, out->ptr, out->dtype, k.n * k.oh * k.ow, k.oc, 1, bias)
                         : bias_fill(x, out->ptr, out->dtype, k.n, k.oc, k.oh * k.ow, bias);
         if (rc < 0)
@@ -292,7 +297,7 @@ float conv_dnn_ms(dnn_plan *dp)
 
 int conv_dnn_run(kiln__cuda_exec_t *x, dnn_plan *dp, const kiln__cuda_desc_t *out,
                  const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                 const kiln__cuda_desc_t *bias)
+                 const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
 {
     return KILN_EUNSUPPORTED;
 }

@@ -81,6 +81,7 @@ int kiln__cudak_copy(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
  * dimension stretches). */
 int kiln__cudak_binary(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *a, const kiln__cuda_desc_t *b, int op);
+
 int kiln__cudak_unary(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                       const kiln__cuda_desc_t *in, int op, float p0, float p1);
 int kiln__cudak_geglu(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
@@ -99,9 +100,11 @@ int kiln__cudak_group_norm(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
 /* gemm.cu: out contiguous. */
 int kiln__cudak_matmul(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *a, const kiln__cuda_desc_t *b, int transpose_b);
+/* add: NULL, or a descriptor of out's shape (broadcast strides allowed) summed into out,
+ * through the GEMM's C operand when it is laid out like out. */
 int kiln__cudak_linear(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                       const kiln__cuda_desc_t *b);
+                       const kiln__cuda_desc_t *b, const kiln__cuda_desc_t *add);
 
 /* A row-major GEMM for the other kernels: C[m, n] (ldc) = A[m, k] op B, where B is stored
  * [k, n] (ldb) or, with trans_b, [n, k]; A is stored [m, k] (lda) or, with trans_a,
@@ -113,10 +116,12 @@ int kiln__cudak_gemm(kiln__cuda_exec_t *x, int trans_a, int trans_b, int64_t m, 
                      int64_t ldb, int64_t sb, int dt_ab, void *c, int64_t ldc, int64_t sc,
                      int dt_c, float beta, int64_t batch);
 
-/* conv.cu: out [N, OC, OH, OW] contiguous or channels-last. */
+/* conv.cu: out [N, OC, OH, OW] contiguous or channels-last; add as for linear (out
+ * starts as bias + add and the convolution accumulates onto it). */
 int kiln__cudak_conv2d(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                        const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                       const kiln__cuda_desc_t *b, const kiln__cuda_conv_geom_t *g);
+                       const kiln__cuda_desc_t *b, const kiln__cuda_desc_t *add,
+                       const kiln__cuda_conv_geom_t *g);
 
 /* attention.cu: out [B, LQ, H*DV] contiguous; scale resolved. */
 int kiln__cudak_attention(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,

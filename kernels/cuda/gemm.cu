@@ -3,7 +3,9 @@
  * torch.matmul (broadcast batches as one strided-batched call when the strides allow,
  * else one call per batch) and F.linear. F16 x F16 and BF16 x BF16 run on tensor cores
  * with float32 accumulation; every other dtype mix runs in float32 (TF32 only when
- * KILN_CUDA_TF32=1). Biases are broadcast into the output first and accumulated (beta 1). */
+ * KILN_CUDA_TF32=1). Biases go into cuBLASLt's epilogue where it takes them, else are
+ * broadcast into the output first and accumulated (beta 1); a fused addend (linear_add)
+ * is the GEMM's C operand. */
 #include <cublasLt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +180,7 @@ static int ptr_align(const void *p)
 static int gemm_rm(kiln__cuda_exec_t *x, int ta, int tb, int64_t m, int64_t n, int64_t k,
                    const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb,
                    int64_t sb, int dt_ab, void *c, int64_t ldc, int64_t sc, int dt_c, float beta,
-                   int64_t batch, const void *bias = NULL)
+                   int64_t batch, const void *bias = NULL, const void *cin = NULL)
 {
     if (m == 0 || n == 0 || batch == 0)
         return 0;
@@ -197,7 +199,9 @@ static int gemm_rm(kiln__cuda_exec_t *x, int ta, int tb, int64_t m, int64_t n, i
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.sa = sa, key.sb = sb, key.sc = sc, key.batch = batch;
     key.ta = ta, key.tb = tb, key.dt_ab = dt_ab, key.dt_c = dt_c, key.tf32 = x->tf32;
-    int al = ptr_align(a), bl = ptr_align(b), cl = ptr_align(c);
+    cin = cin ? cin : c; /* C (read when beta is 1) may live apart from D, in D's layout */
+    int al = ptr_align(a), bl = ptr_align(b), cl = ptr_align(c), il = ptr_align(cin);
+    cl = il < cl ? il : cl;
     key.align = al < bl ? (al < cl ? al : cl) : (bl < cl ? bl : cl);
     key.bias = bias != NULL;
     gemm_entry *e = entry_get(x, key);
@@ -208,7 +212,7 @@ static int gemm_rm(kiln__cuda_exec_t *x, int ta, int tb, int64_t m, int64_t n, i
         return KILN_EUNSUPPORTED;
     float alpha = 1.0f;
     cublasStatus_t st = cublasLtMatmul((cublasLtHandle_t)x->lt, e->op, &alpha, b, e->la, a, e->lb,
-                                       &beta, c, e->lc, c, e->lc, &e->algo, x->workspace,
+                                       &beta, cin, e->lc, c, e->lc, &e->algo, x->workspace,
                                        x->workspace_bytes, stream_of(x));
     return st == CUBLAS_STATUS_SUCCESS ? 0 : KILN_EDEVICE;
 }
@@ -230,6 +234,35 @@ int bias_fill(kiln__cuda_exec_t *x, void *out, int dt_out, int64_t outer, int64_
     bias_fill_k<<<grid_for(total, 256), 256, 0, stream_of(x)>>>(
         out, dt_out, total, c, inner, bias->ptr, bias->dtype, bias->strides[0]);
     KILN_CUDA_LAUNCHED();
+    return 0;
+}
+
+int out_start(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out, int cdim,
+              const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
+{
+    kiln__cuda_desc_t o = *out, bv = {}, a = {};
+    if (bias) { /* the bias as an operand of out's shape: it moves along cdim only */
+        bv = *out;
+        bv.ptr = bias->ptr, bv.dtype = bias->dtype;
+        for (int i = 0; i < out->ndim; i++)
+            bv.strides[i] = i == cdim ? bias->strides[0] : 0;
+    }
+    if (add)
+        a = *add;
+    /* dims in out's memory order, so the kernels merge and coalesce them */
+    for (int i = 1; i < o.ndim; i++)
+        for (int j = i; j > 0 && o.strides[j] > o.strides[j - 1]; j--) {
+            kiln__cuda_desc_t *d[3] = {&o, &bv, &a};
+            for (int k = 0; k < 3; k++) {
+                int64_t sh = d[k]->shape[j], st = d[k]->strides[j];
+                d[k]->shape[j] = d[k]->shape[j - 1], d[k]->strides[j] = d[k]->strides[j - 1];
+                d[k]->shape[j - 1] = sh, d[k]->strides[j - 1] = st;
+            }
+        }
+    if (bias && add)
+        return kiln__cudak_binary(x, &o, &bv, &a, KILN__CUDA_ADD);
+    if (add || bias)
+        return kiln__cudak_copy(x, &o, add ? &a : &bv);
     return 0;
 }
 
@@ -389,9 +422,21 @@ static bool rows_fold(const kiln__cuda_desc_t *d, int64_t *ld)
     return stride >= d->shape[last];
 }
 
+/* 1 when add (a descriptor of c's shape) is laid out exactly like c, with its dtype: then
+ * it can be the GEMM's C operand. */
+static bool like(const kiln__cuda_desc_t *add, const kiln__cuda_desc_t *c)
+{
+    if (add->dtype != c->dtype || add->ndim != c->ndim)
+        return false;
+    for (int i = 0; i < c->ndim; i++)
+        if (c->shape[i] > 1 && add->strides[i] != c->strides[i])
+            return false;
+    return true;
+}
+
 static int linear_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                       const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                      const kiln__cuda_desc_t *bias)
+                      const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
 {
     int64_t nin = w->shape[1], nout = w->shape[0];
     int64_t m = nout ? out->numel / nout : 0;
@@ -410,20 +455,22 @@ static int linear_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     if (rc < 0 || out->numel == 0)
         return rc;
     /* W is stored [OUT, IN]: x W^T wants it transposed, unless the view already is. A bias
-     * of out's dtype goes into cuBLASLt's epilogue; any other is broadcast into out first
-     * and accumulated. */
-    bool done = false;
-    if (bias && bias->dtype == c.dtype && (bias->strides[0] == 1 || nout == 1)) {
+     * of out's dtype goes into cuBLASLt's epilogue, and an addend laid out like out is its
+     * C operand (D = x W^T + C + bias in one kernel). Otherwise out starts as the bias plus
+     * the addend and the product accumulates onto it. */
+    bool done = false, epi = bias && bias->dtype == c.dtype && (bias->strides[0] == 1 || nout == 1);
+    if ((!bias || epi) && (!add || like(add, &c))) {
         rc = gemm_rm(x, 0, !tw, m, nout, nin, fx.ptr, ldx, 0, fw.ptr, ldw, 0, dt, c.ptr, nout, 0,
-                     c.dtype, 0.0f, 1, bias->ptr);
+                     c.dtype, add ? 1.0f : 0.0f, 1, bias ? bias->ptr : NULL,
+                     add ? add->ptr : NULL);
         done = rc != KILN_EUNSUPPORTED;
         rc = done ? rc : 0;
     }
-    if (!done && bias)
-        rc = bias_fill(x, c.ptr, c.dtype, m, nout, 1, bias); // out rows start as the bias
+    if (!done && (bias || add))
+        rc = out_start(x, &c, c.ndim - 1, bias, add);
     if (!done && rc == 0)
         rc = gemm_rm(x, 0, !tw, m, nout, nin, fx.ptr, ldx, 0, fw.ptr, ldw, 0, dt, c.ptr, nout, 0,
-                     c.dtype, bias ? 1.0f : 0.0f, 1);
+                     c.dtype, bias || add ? 1.0f : 0.0f, 1);
     return rc == 0 ? finish_out(x, out, &c) : rc;
 }
 
@@ -449,7 +496,7 @@ extern "C" int kiln__cudak_matmul(kiln__cuda_exec_t *x, const kiln__cuda_desc_t 
 
 extern "C" int kiln__cudak_linear(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                                   const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
-                                  const kiln__cuda_desc_t *b)
+                                  const kiln__cuda_desc_t *b, const kiln__cuda_desc_t *add)
 {
-    return linear_run(x, out, in, w, b);
+    return linear_run(x, out, in, w, b, add);
 }

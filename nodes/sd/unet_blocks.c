@@ -21,10 +21,10 @@ static kiln_tensor_t *new_f32(int ndim, int64_t a, int64_t b, int64_t c, int64_t
     return sd_tensor_new(KILN_DTYPE_F32, ndim, shape);
 }
 
-/* x [B, C, H, W] through the conv p (k x k, padding k / 2) with the given stride:
- * *out [B, OC, OH, OW], new. */
-static int conv(kiln_lane_t *lane, const sd_unet_wb_t *p, const kiln_tensor_t *x, int stride,
-                kiln_tensor_t **out)
+/* x [B, C, H, W] through the conv p (k x k, padding k / 2) with the given stride, plus add
+ * (NULL, or broadcasting to the result) in the same op: *out [B, OC, OH, OW], new. */
+static int conv_add(kiln_lane_t *lane, const sd_unet_wb_t *p, const kiln_tensor_t *x, int stride,
+                    const kiln_tensor_t *add, kiln_tensor_t **out)
 {
     int64_t k = kiln_tensor_dim(p->w, 2), pad = k / 2;
     int64_t oh = (kiln_tensor_dim(x, 2) + 2 * pad - k) / stride + 1;
@@ -35,7 +35,8 @@ static int conv(kiln_lane_t *lane, const sd_unet_wb_t *p, const kiln_tensor_t *x
     *out = new_f32(4, kiln_tensor_dim(x, 0), kiln_tensor_dim(p->w, 0), oh, ow);
     if (!*out)
         return KILN_ENOMEM;
-    int rc = kiln_op_conv2d(lane, *out, x, p->w, p->b, &cp); // [B, OC, OH, OW]
+    int rc = add ? kiln_op_conv2d_add(lane, *out, x, p->w, p->b, add, &cp)
+                 : kiln_op_conv2d(lane, *out, x, p->w, p->b, &cp); // [B, OC, OH, OW]
     if (rc != 0) {
         kiln_tensor_release(*out);
         *out = NULL;
@@ -43,10 +44,16 @@ static int conv(kiln_lane_t *lane, const sd_unet_wb_t *p, const kiln_tensor_t *x
     return rc;
 }
 
-/* x [..., IN] through the linear w, b (b may be NULL): *out [..., OUT], new (x of rank 2
- * or 3). */
-static int linear(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t *b,
-                  const kiln_tensor_t *x, kiln_tensor_t **out)
+static int conv(kiln_lane_t *lane, const sd_unet_wb_t *p, const kiln_tensor_t *x, int stride,
+                kiln_tensor_t **out)
+{
+    return conv_add(lane, p, x, stride, NULL, out);
+}
+
+/* x [..., IN] through the linear w, b (b may be NULL), plus add (NULL, or broadcasting to
+ * the result) in the same op: *out [..., OUT], new (x of rank 2 or 3). */
+static int linear_add(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t *b,
+                      const kiln_tensor_t *x, const kiln_tensor_t *add, kiln_tensor_t **out)
 {
     int nd = kiln_tensor_ndim(x);
     int64_t shape[3] = {kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), kiln_tensor_dim(x, 2)};
@@ -54,7 +61,8 @@ static int linear(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t
     *out = sd_tensor_new(KILN_DTYPE_F32, nd, shape);
     if (!*out)
         return KILN_ENOMEM;
-    int rc = kiln_op_linear(lane, *out, x, w, b); // [..., OUT]
+    int rc = add ? kiln_op_linear_add(lane, *out, x, w, b, add)
+                 : kiln_op_linear(lane, *out, x, w, b); // [..., OUT]
     if (rc != 0) {
         kiln_tensor_release(*out);
         *out = NULL;
@@ -62,7 +70,14 @@ static int linear(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t
     return rc;
 }
 
-/* ResBlock: skip(x) + out_layers(in_layers(x) + emb_layers(emb)), *out [B, C_out, H, W]. */
+static int linear(kiln_lane_t *lane, const kiln_tensor_t *w, const kiln_tensor_t *b,
+                  const kiln_tensor_t *x, kiln_tensor_t **out)
+{
+    return linear_add(lane, w, b, x, NULL, out);
+}
+
+/* ResBlock: skip(x) + out_layers(in_layers(x) + emb_layers(emb)), *out [B, C_out, H, W].
+ * The time embedding rides in the first convolution and the skip sum in the second. */
 static int res_forward(const sd_unet_res_t *r, kiln_lane_t *lane, const kiln_tensor_t *x,
                        const kiln_tensor_t *emb_silu, kiln_tensor_t **out)
 {
@@ -76,42 +91,32 @@ static int res_forward(const sd_unet_res_t *r, kiln_lane_t *lane, const kiln_ten
         rc = kiln_op_group_norm(lane, n, x, r->in_norm.w, r->in_norm.b, SD_UNET_GROUPS, EPS_RES,
                                 1); // [B, C_in, H, W]
     if (rc == 0)
-        rc = conv(lane, &r->in_conv, n, 1, &h); // [B, C_out, H, W]
-    kiln_tensor_release(n);
-    if (rc == 0)
         rc = linear(lane, r->emb.w, r->emb.b, emb_silu, &e); // [B, C_out]
     if (rc == 0)
         rc = kiln_tensor_reshape(e, 4, (int64_t[]){nb, co, 1, 1}, &e4); // [B, C_out, 1, 1]
     if (rc == 0)
-        rc = kiln_op_add(lane, h, h, e4);
+        rc = conv_add(lane, &r->in_conv, n, 1, e4, &h); // [B, C_out, H, W]
+    kiln_tensor_release(n);
     kiln_tensor_release(e4);
     kiln_tensor_release(e);
     if (rc == 0)
         rc = kiln_op_group_norm(lane, h, h, r->out_norm.w, r->out_norm.b, SD_UNET_GROUPS, EPS_RES,
                                 1);
-    if (rc == 0)
-        rc = conv(lane, &r->out_conv, h, 1, out); // [B, C_out, H, W]
-    kiln_tensor_release(h);
-    if (rc == 0 && r->skip.w) {
+    if (rc == 0 && r->skip.w)
         rc = conv(lane, &r->skip, x, 1, &s); // [B, C_out, H, W]
-        if (rc == 0)
-            rc = kiln_op_add(lane, *out, *out, s);
-        kiln_tensor_release(s);
-    } else if (rc == 0) {
-        rc = kiln_op_add(lane, *out, *out, x);
-    }
-    if (rc != 0) {
-        kiln_tensor_release(*out);
-        *out = NULL;
-    }
+    if (rc == 0)
+        rc = conv_add(lane, &r->out_conv, h, 1, r->skip.w ? s : x, out); // [B, C_out, H, W]
+    kiln_tensor_release(s);
+    kiln_tensor_release(h);
     return rc;
 }
 
 /* One attention of a transformer block: n [B, L, C] (queries), ctx [B, LK, D] (keys and
- * values: n itself for self attention); *out [B, L, C] = to_out(attention(q, k, v)). */
+ * values: n itself for self attention); *out [B, L, C] = res + to_out(attention(q, k, v)). */
 static int attention(kiln_lane_t *lane, const kiln_tensor_t *n, const kiln_tensor_t *ctx,
                      const kiln_tensor_t *wq, const kiln_tensor_t *wk, const kiln_tensor_t *wv,
-                     const sd_unet_wb_t *o, int heads, kiln_tensor_t **out)
+                     const sd_unet_wb_t *o, int heads, const kiln_tensor_t *res,
+                     kiln_tensor_t **out)
 {
     kiln_tensor_t *q = NULL, *k = NULL, *v = NULL, *a = NULL;
     int rc = linear(lane, wq, NULL, n, &q); // [B, L, inner]
@@ -131,14 +136,14 @@ static int attention(kiln_lane_t *lane, const kiln_tensor_t *n, const kiln_tenso
     kiln_tensor_release(k);
     kiln_tensor_release(v);
     if (rc == 0)
-        rc = linear(lane, o->w, o->b, a, out); // [B, L, C]
+        rc = linear_add(lane, o->w, o->b, a, res, out); // [B, L, C]
     kiln_tensor_release(a);
     return rc;
 }
 
-/* The GEGLU feed-forward: *out [B, L, C] = ff.net.2(geglu(ff.net.0.proj(n))). */
+/* The GEGLU feed-forward: *out [B, L, C] = res + ff.net.2(geglu(ff.net.0.proj(n))). */
 static int feed_forward(kiln_lane_t *lane, const sd_unet_tblock_t *t, const kiln_tensor_t *n,
-                        kiln_tensor_t **out)
+                        const kiln_tensor_t *res, kiln_tensor_t **out)
 {
     kiln_tensor_t *p = NULL, *g = NULL;
     int rc = linear(lane, t->ff_in.w, t->ff_in.b, n, &p); // [B, L, 2 * FF]
@@ -150,32 +155,34 @@ static int feed_forward(kiln_lane_t *lane, const sd_unet_tblock_t *t, const kiln
         rc = kiln_op_geglu(lane, g, p); // [B, L, FF]
     kiln_tensor_release(p);
     if (rc == 0)
-        rc = linear(lane, t->ff_out.w, t->ff_out.b, g, out); // [B, L, C]
+        rc = linear_add(lane, t->ff_out.w, t->ff_out.b, g, res, out); // [B, L, C]
     kiln_tensor_release(g);
     return rc;
 }
 
-/* BasicTransformerBlock on the tokens x [B, L, C], updated in place: x += attn1(norm1(x));
- * x += attn2(norm2(x), context); x += ff(norm3(x)). */
-static int tblock_forward(const sd_unet_tblock_t *t, kiln_lane_t *lane, int heads, kiln_tensor_t *x,
-                          const kiln_tensor_t *context)
+/* BasicTransformerBlock on the tokens *x [B, L, C]: x += attn1(norm1(x)); x += attn2(norm2(x),
+ * context); x += ff(norm3(x)). Each sum happens in its sublayer's last linear, which writes
+ * a new tensor that replaces *x (the old one is released). */
+static int tblock_forward(const sd_unet_tblock_t *t, kiln_lane_t *lane, int heads,
+                          kiln_tensor_t **x, const kiln_tensor_t *context)
 {
     const sd_unet_wb_t *norms[3] = {&t->norm1, &t->norm2, &t->norm3};
-    kiln_tensor_t *n =
-        new_f32(3, kiln_tensor_dim(x, 0), kiln_tensor_dim(x, 1), kiln_tensor_dim(x, 2), 0);
+    kiln_tensor_t *n = new_f32(3, kiln_tensor_dim(*x, 0), kiln_tensor_dim(*x, 1),
+                               kiln_tensor_dim(*x, 2), 0);
     int rc = n ? 0 : KILN_ENOMEM;
     for (int step = 0; rc == 0 && step < 3; step++) {
         kiln_tensor_t *d = NULL;
-        rc = kiln_op_layer_norm(lane, n, x, norms[step]->w, norms[step]->b, EPS_LN);
+        rc = kiln_op_layer_norm(lane, n, *x, norms[step]->w, norms[step]->b, EPS_LN);
         if (rc == 0 && step == 0)
-            rc = attention(lane, n, n, t->q1, t->k1, t->v1, &t->o1, heads, &d);
+            rc = attention(lane, n, n, t->q1, t->k1, t->v1, &t->o1, heads, *x, &d);
         else if (rc == 0 && step == 1)
-            rc = attention(lane, n, context, t->q2, t->k2, t->v2, &t->o2, heads, &d);
+            rc = attention(lane, n, context, t->q2, t->k2, t->v2, &t->o2, heads, *x, &d);
         else if (rc == 0)
-            rc = feed_forward(lane, t, n, &d);
-        if (rc == 0)
-            rc = kiln_op_add(lane, x, x, d);
-        kiln_tensor_release(d);
+            rc = feed_forward(lane, t, n, *x, &d);
+        if (rc == 0) {
+            kiln_tensor_release(*x);
+            *x = d;
+        }
     }
     kiln_tensor_release(n);
     return rc;
@@ -239,9 +246,7 @@ static int st_tokens_out(const sd_unet_st_t *st, kiln_lane_t *lane, const kiln_t
         *out = new_f32(4, nb, c, h, w);
         rc = *out ? kiln_op_add(lane, *out, chw, x) : KILN_ENOMEM; // [B, C, H, W]
     } else if (rc == 0) {
-        rc = conv(lane, &st->proj_out, chw, 1, out); // [B, C, H, W]
-        if (rc == 0)
-            rc = kiln_op_add(lane, *out, *out, x);
+        rc = conv_add(lane, &st->proj_out, chw, 1, x, out); // [B, C, H, W]
     }
     kiln_tensor_release(chw);
     if (rc != 0) {
@@ -266,7 +271,7 @@ static int st_forward(const sd_unet_st_t *st, kiln_lane_t *lane, const kiln_tens
         rc = st_tokens_in(st, lane, n, &tok); // [B, HW, inner]
     kiln_tensor_release(n);
     for (int i = 0; rc == 0 && i < st->depth; i++)
-        rc = tblock_forward(&st->blocks[i], lane, st->heads, tok, context);
+        rc = tblock_forward(&st->blocks[i], lane, st->heads, &tok, context);
     if (rc == 0)
         rc = st_tokens_out(st, lane, tok, x, out); // [B, C, H, W]
     kiln_tensor_release(tok);

@@ -7,7 +7,10 @@
  * sampling, the FLOP floor at the measured cuBLAS F16 rate, and the F16 result's error
  * against an F32 run of the same weights (TF32 off).
  *
- *   bench_gpu_unet [reps]      (needs a CUDA device and ~6 GB of its memory) */
+ *   bench_gpu_unet [reps [batches]]   (needs a CUDA device and ~6 GB of its memory)
+ *
+ * batches: a comma list such as "2" (default 1,2,8,16); with a list the profiled call
+ * and the F32 comparison are skipped, which keeps a run short under a profiler. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cuda_profiler_api.h>
 
 #include "nodes/sd/unet.h"
 #include "runtime/convert.h"
@@ -293,13 +298,20 @@ static int time_unet(const sd_unet_t *u, run_t *r, int reps, double *gpu, double
     cudaEventCreate(&a);
     cudaEventCreate(&b);
     int rc = 0;
+    /* KILN_BENCH_PROFILE_LAST=1: only the last call lies in the profiler's range (for
+     * ncu --profile-from-start off) */
+    const char *pl = getenv("KILN_BENCH_PROFILE_LAST");
     for (int i = 0; rc == 0 && i < reps; i++) {
+        if (pl && *pl == '1' && i == reps - 1)
+            cudaProfilerStart();
         double t0 = now_s();
         cudaEventRecord(a, s);
         rc = sd_unet_forward(u, NULL, r->x, r->ts, r->ctx, r->out);
         cudaEventRecord(b, s);
         cudaEventSynchronize(b);
         w[i] = now_s() - t0;
+        if (pl && *pl == '1' && i == reps - 1)
+            cudaProfilerStop();
         float ms = 0;
         cudaEventElapsedTime(&ms, a, b);
         g[i] = ms * 1e-3;
@@ -380,6 +392,21 @@ static double rel_err(const kiln_tensor_t *a, const kiln_tensor_t *b)
     return num / den;
 }
 
+/* 1 when b is in the comma list `list`. */
+static int in_list(const char *list, int64_t b)
+{
+    for (const char *p = list; *p;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p)
+            return 0;
+        if (v == b)
+            return 1;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 10;
@@ -406,9 +433,12 @@ int main(int argc, char **argv)
     printf("cuBLAS F16 matmul 8192^3: %.0f TFLOP/s\n", rate);
     const int64_t batches[] = {1, 2, 8, 16};
     double gpu_t[4] = {0}, wall_t[4] = {0};
+    const char *only = argc > 2 ? argv[2] : NULL;
     printf("%-8s %12s %12s %14s\n", "batch", "GPU ms", "wall ms", "floor ms");
     for (int i = 0; i < 4; i++) {
         run_t r = {0};
+        if (only && !in_list(only, batches[i]))
+            continue;
         if (setup(&r, KILN_DTYPE_F16, batches[i]) != 0 ||
             time_unet(u, &r, reps, &gpu_t[i], &wall_t[i]) != 0) {
             printf("%-8lld FAILED\n", (long long)batches[i]);
@@ -419,6 +449,12 @@ int main(int argc, char **argv)
         printf("%-8lld %12.2f %12.2f %14.2f\n", (long long)batches[i], gpu_t[i] * 1e3,
                wall_t[i] * 1e3, floor_ms);
         teardown(&r);
+    }
+    if (only) {
+        sd_unet_free(u);
+        gpu_shim_off();
+        kiln_engine_close(e);
+        return 0;
     }
     run_t rp = {0}; /* where the time goes: one profiled batch-2 call */
     if (setup(&rp, KILN_DTYPE_F16, 2) == 0) {
