@@ -85,7 +85,9 @@ bundle() {
 
 # The links and library path every step on the GPU machine needs (see the header).
 setup_env() {
-    if [ ! -d "$CARRY" ] && [ -f "$CARRY.tar.gz" ]; then
+    # unpack afresh each call: a warm machine keeps the folder from an earlier archive
+    if [ -f "$CARRY.tar.gz" ]; then
+        rm -rf "$CARRY"
         tar -C "$(dirname "$CARRY")" -xzf "$CARRY.tar.gz"
     fi
     if [ "$ROOT" != "$SRC_AT" ] && [ ! -e "$SRC_AT" ]; then

@@ -171,6 +171,94 @@ static int fresh_block(dev_cache_t *c, kiln__cuda_stream_t *s, size_t size,
     return 0;
 }
 
+struct kiln__cuda_pool {
+    int device;
+    kiln__cuda_block_t **all; /* every block the pool has handed out */
+    int n, cap;
+};
+
+kiln__cuda_pool_t *kiln__cuda_pool_new(int device)
+{
+    kiln__cuda_pool_t *p = calloc(1, sizeof *p);
+    if (p)
+        p->device = device;
+    return p;
+}
+
+/* An idle block of the pool with this rounded size, or NULL (c->mu held). */
+static kiln__cuda_block_t *pool_take(kiln__cuda_pool_t *p, size_t size)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->all[i]->pool_idle && p->all[i]->size == size) {
+            p->all[i]->pool_idle = 0;
+            return p->all[i];
+        }
+    return NULL;
+}
+
+static int pool_add(dev_cache_t *c, kiln__cuda_pool_t *p, kiln__cuda_block_t *b)
+{
+    pthread_mutex_lock(&c->mu);
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        kiln__cuda_block_t **v = realloc(p->all, (size_t)cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&c->mu);
+            return KILN_ENOMEM;
+        }
+        p->all = v;
+        p->cap = cap;
+    }
+    p->all[p->n++] = b;
+    b->pool = p;
+    b->pool_idle = 0;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void kiln__cuda_pool_release(kiln__cuda_pool_t *p)
+{
+    dev_cache_t *c = p ? cache_of(p->device) : NULL;
+    if (!c) {
+        free(p);
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
+        kiln__cuda_block_t *b = p->all[i];
+        pthread_mutex_lock(&c->mu);
+        int idle = b->pool_idle;
+        b->pool = NULL;
+        b->pool_idle = 0;
+        pthread_mutex_unlock(&c->mu);
+        if (idle) /* back to the cache (it counts as in use until then) */
+            kiln__cuda_free(b);
+    }
+    free(p->all);
+    free(p);
+}
+
+/* kiln__cuda_alloc while s records a graph: from its pool (c->mu not held). */
+static int alloc_pooled(dev_cache_t *c, kiln__cuda_stream_t *s, size_t size,
+                        kiln__cuda_block_t **out)
+{
+    pthread_mutex_lock(&c->mu);
+    kiln__cuda_block_t *b = pool_take(s->pool, size);
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    if (!b) {
+        rc = fresh_block(c, s, size, &b);
+        if (rc == 0 && (rc = pool_add(c, s->pool, b)) < 0)
+            kiln__cuda_free(b);
+        if (rc < 0)
+            return rc;
+    }
+    b->home = s;
+    b->writer = NULL;
+    b->used_mask = b->readers = b->synced = 0;
+    *out = b;
+    return 0;
+}
+
 int kiln__cuda_alloc(kiln__cuda_stream_t *s, size_t bytes, kiln__cuda_block_t **out)
 {
     dev_cache_t *c = s ? cache_of(s->device) : NULL;
@@ -178,6 +266,8 @@ int kiln__cuda_alloc(kiln__cuda_stream_t *s, size_t bytes, kiln__cuda_block_t **
         return KILN_EINVAL;
     size_t size;
     int k = size_class(bytes, &size);
+    if (s->pool)
+        return alloc_pooled(c, s, size, out);
     pthread_mutex_lock(&c->mu);
     kiln__cuda_block_t *b = take_cached(c, k, s);
     int rc = 0;
@@ -239,6 +329,13 @@ void kiln__cuda_free(kiln__cuda_block_t *b)
     size_t rounded;
     int k = size_class(b->size, &rounded);
     pthread_mutex_lock(&c->mu);
+    if (b->pool) { /* the graph's: idle until the pool's next allocation */
+        b->pool_idle = 1;
+        b->writer = NULL;
+        b->used_mask = b->readers = b->synced = 0;
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     note_foreign_uses(c, b);
     b->writer = NULL;
     b->used_mask = b->readers = b->synced = 0;

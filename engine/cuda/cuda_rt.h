@@ -56,6 +56,9 @@ typedef struct kiln__cuda_stream {
     pthread_mutex_t mu;     /* serializes lane-less calls on the device's default stream */
     void *gemm_cache;       /* owned: cached cuBLASLt algorithm choices (gemm.cu) */
     void *conv_cache;       /* owned: cuDNN handle and cached convolution plans (conv.cu) */
+    struct kiln__cuda_pool *pool; /* while a graph records on this stream: its memory */
+    const char *capture_broken; /* the op during which (or "before:" op) a recording broke */
+    int capture_broken_before;
 } kiln__cuda_stream_t;
 
 /* A block of device memory handed out by the caching allocator. */
@@ -72,6 +75,8 @@ struct kiln__cuda_block {
     cudaEvent_t free_events[4];  /* pending uses when freed with foreign users */
     int n_free_events;
     int foreign;                 /* freed with uses on other streams: wait for the events */
+    struct kiln__cuda_pool *pool; /* the recorded graph that keeps it, or NULL */
+    int pool_idle;               /* in a pool and free for the pool's next allocation */
     kiln__cuda_block_t *next;    /* the cache's free list */
 };
 
@@ -116,6 +121,16 @@ void kiln__cuda_free(kiln__cuda_block_t *b);
 /* Frees every cached block of the device that no queued work can still use (cudaFree).
  * Returns the bytes released. */
 size_t kiln__cuda_empty_cache(int device);
+
+/* Graph memory. While s->pool is set (a graph records on s), kiln__cuda_alloc on s takes
+ * the pool's idle blocks or fresh ones, and kiln__cuda_free returns a pool block to its
+ * pool, not to the cache: every address the recording used stays the graph's, for every
+ * replay. pool_release hands the idle blocks back to the cache and cuts the others loose
+ * (they go to the cache when their owners free them); the caller makes sure no replay is
+ * still queued. */
+typedef struct kiln__cuda_pool kiln__cuda_pool_t;
+kiln__cuda_pool_t *kiln__cuda_pool_new(int device);
+void kiln__cuda_pool_release(kiln__cuda_pool_t *p);
 
 /* Bytes the device's cache holds: in use (handed out) and cached (free for reuse). */
 void kiln__cuda_mem_stats(int device, size_t *in_use, size_t *cached);

@@ -168,6 +168,21 @@ typedef struct call {
     cudaEvent_t pa;          /* profile start event, or NULL */
 } call_t;
 
+/* While a graph records on the call's stream: notes the first op after which the capture
+ * is broken (an op that waited on the host, or one that was refused), for the error that
+ * kiln_lane_record_end reports. */
+static void capture_check(call_t *c, int before)
+{
+    enum cudaStreamCaptureStatus st = cudaStreamCaptureStatusActive;
+    if (!c->s->pool || c->s->capture_broken)
+        return;
+    if (cudaStreamIsCapturing(c->s->stream, &st) != cudaSuccess ||
+        st != cudaStreamCaptureStatusActive) {
+        c->s->capture_broken = c->op;
+        c->s->capture_broken_before = before;
+    }
+}
+
 /* Picks the stream for an op on out's device. */
 static int call_begin(struct kiln_lane *lane, const kiln_tensor_t *out, call_t *c)
 {
@@ -187,6 +202,8 @@ static int call_begin(struct kiln_lane *lane, const kiln_tensor_t *out, call_t *
     if (rc < 0 && c->sync)
         pthread_mutex_unlock(&c->s->mu);
     c->pa = NULL;
+    if (rc == 0)
+        capture_check(c, 1);
     if (rc == 0 && prof_enabled() && cudaEventCreate(&c->pa) == cudaSuccess)
         cudaEventRecord(c->pa, c->s->stream);
     return rc;
@@ -195,6 +212,7 @@ static int call_begin(struct kiln_lane *lane, const kiln_tensor_t *out, call_t *
 static int call_end(call_t *c, int rc)
 {
     rc = kiln__cuda_exec_end(&c->x, rc);
+    capture_check(c, 0);
     cudaEvent_t pb = NULL;
     if (c->pa && cudaEventCreate(&pb) == cudaSuccess) {
         cudaEventRecord(pb, c->s->stream);

@@ -51,6 +51,7 @@
 
 #include "kiln/error.h"
 #include "kiln/export.h"
+#include "kiln/graph.h"
 #include "kiln/ops.h"
 #include "kiln/tensor.h"
 #include "kiln/version.h"
@@ -313,10 +314,10 @@ typedef enum kiln_log_level {
     XX(int, lane_device, (const kiln_lane_t *lane), (lane))
 
 /* The whole table: the entries above, then the op library (ops.h), weight files
- * (weights.h), the 1.1 device entries and the 1.2 fused ops (ops.h). */
+ * (weights.h), the 1.1 device entries, and the 1.2 fused ops (ops.h) and graphs (graph.h). */
 #define KILN_HOST_API_ALL(XX)                                                              \
     KILN_HOST_API_MAP(XX) KILN_OPS_API_MAP(XX) KILN_WEIGHTS_API_MAP(XX)                    \
-    KILN_HOST_API_DEVICE_MAP(XX) KILN_OPS_API_FUSED_MAP(XX)
+    KILN_HOST_API_DEVICE_MAP(XX) KILN_OPS_API_FUSED_MAP(XX) KILN_GRAPH_API_MAP(XX)
 
 typedef struct kiln_host_api {
     uint32_t size;          /* sizeof(kiln_host_api_t) in the host */

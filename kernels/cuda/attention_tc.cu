@@ -1,21 +1,26 @@
 /* Fused multi-head attention on tensor cores for F16 / BF16 q, k, v: FlashAttention-2
- * style with mma.sync m16n8k16 and float32 accumulation. A block of 4 warps takes 64 * MT
- * query rows of one (batch, head); each warp owns 16 * MT of them (MT m16 tiles, so that
- * every K and V fragment it reads from shared memory feeds MT products) and keeps their
- * scores, softmax state and output accumulator in registers: the m16n8 accumulator layout
- * puts rows g and g + 8 of a tile in each lane (g = lane / 4), so the probabilities become
- * the A fragments of the P V product without a trip through shared memory. K and V tiles of
- * BKL keys stream through shared memory STAGES deep (cp.async: later tiles load while this
- * one computes); K's B fragments come out of ldmatrix, V's out of ldmatrix.trans. Q is read
- * once, straight into registers. Head width D is padded to a multiple of 16 with zeros.
+ * style with mma.sync (float32 accumulation). A block of 4 warps takes 64 * MT query rows
+ * of one (batch, head); each warp owns 16 * MT of them (MT m16 tiles, so that every K and V
+ * fragment it reads from shared memory feeds MT products) and keeps their scores, softmax
+ * state and output accumulator in registers: the m16n8 accumulator layout puts rows g and
+ * g + 8 of a tile in each lane (g = lane / 4), so the probabilities become the A fragments
+ * of the P V product without a trip through shared memory. K and V tiles of BKL keys stream
+ * through shared memory STAGES deep (cp.async: later tiles load while this one computes);
+ * K's B fragments come out of ldmatrix, V's out of ldmatrix.trans; Q is read once, straight
+ * into registers. A head width of 16 k + 8 (40) takes its last 8 columns with m16n8k8.
  *
- * The softmax is what limits small head widths, so it is kept to about three instructions a
- * score: the running maximum m stays in raw score units and p = 2^(s c - m c) (c = scale *
- * log2 e) is one FFMA feeding the exponential; F16 evaluates the exponentials two at a time
- * (ex2.approx.f16x2), whose result is P's A fragment as is; the row sums l come from one more
- * product of that same rounded P with a B of ones, so they are float32 sums of exactly the
- * values that multiply V, with no shuffles; the key-length mask is applied on the one partial
- * tile only. */
+ * The softmax is what limits small head widths (one MUFU exponential a score against 4 D
+ * tensor-core flops), so the rest of it is kept small. p = 2^(s c - m c) (c = scale log2 e)
+ * is one FFMA feeding the exponential, with m a per-row reference maximum that is not kept
+ * exact: P is computed with the current m straight away and only if some p reached 256 (a
+ * packed 16-bit integer maximum over the rounded P, one vote a warp) are the scores
+ * recomputed, m moved to the row maximum and l, o rescaled. That happens on the first
+ * sub-tile and then rarely, so the row-maximum shuffles and the rescaling are off the common
+ * path; p <= 256 is far inside F16's range and the rounding of P is relative to each value,
+ * so the result is the same up to that rounding. The row sums l are float32 sums of the
+ * unrounded p, and the key-length mask applies to the last, partial tile only. */
+#include <atomic>
+
 #include "kernels/cuda/attention_tc.cuh"
 
 namespace kiln_cuda {
@@ -35,57 +40,36 @@ __device__ __forceinline__ float ex2f(float x)
     return r;
 }
 
-/* The m16n8k16 and m16n8k8 products (float32 accumulators) and pair packing of one
- * 16-bit input format. */
+/* The m16n8k16 and m16n8k8 products (float32 accumulators) of one 16-bit input format
+ * (PTX its name there), its pair packing (x in the low half) and P_LIM, 256.0 in it. */
 template <typename T> struct tc_ops;
-template <> struct tc_ops<__half> {
-    static constexpr uint32_t ONES = 0x3c003c00u; /* (1.0, 1.0) */
-    static constexpr uint32_t P_LIM = 0x5c00u;    /* 256.0 */
-    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, uint32_t b0,
-                                               uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#define KILN_TC_OPS(T, PTX, LIM, T2, CVT)                                                     \
+    template <> struct tc_ops<T> {                                                            \
+        static constexpr uint32_t P_LIM = LIM;                                                \
+        static __device__ __forceinline__ void mma(float *c, const uint32_t *a, uint32_t b0,  \
+                                                   uint32_t b1)                               \
+        {                                                                                     \
+            asm("mma.sync.aligned.m16n8k16.row.col.f32." PTX "." PTX ".f32 {%0,%1,%2,%3}, "   \
+                "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"                                    \
+                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                              \
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));              \
+        }                                                                                     \
+        static __device__ __forceinline__ void mma8(float *c, const uint32_t *a, uint32_t b0) \
+        {                                                                                     \
+            asm("mma.sync.aligned.m16n8k8.row.col.f32." PTX "." PTX ".f32 {%0,%1,%2,%3}, "    \
+                "{%4,%5}, {%6}, {%0,%1,%2,%3};\n"                                             \
+                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                              \
+                : "r"(a[0]), "r"(a[1]), "r"(b0));                                             \
+        }                                                                                     \
+        static __device__ __forceinline__ uint32_t pack(float x, float y)                     \
+        {                                                                                     \
+            T2 h = CVT(x, y);                                                                 \
+            return *(uint32_t *)&h;                                                           \
+        }                                                                                     \
     }
-    static __device__ __forceinline__ void mma8(float *c, const uint32_t *a, uint32_t b0)
-    {
-        asm("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5}, {%6}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(b0));
-    }
-    static __device__ __forceinline__ uint32_t pack(float x, float y) /* x in the low half */
-    {
-        __half2 h = __floats2half2_rn(x, y);
-        return *(uint32_t *)&h;
-    }
-};
-template <> struct tc_ops<__nv_bfloat16> {
-    static constexpr uint32_t ONES = 0x3f803f80u;
-    static constexpr uint32_t P_LIM = 0x4380u; /* 256.0 */
-    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, uint32_t b0,
-                                               uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ void mma8(float *c, const uint32_t *a, uint32_t b0)
-    {
-        asm("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5}, {%6}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(b0));
-    }
-    static __device__ __forceinline__ uint32_t pack(float x, float y)
-    {
-        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-        return *(uint32_t *)&h;
-    }
-};
+KILN_TC_OPS(__half, "f16", 0x5c00u, __half2, __floats2half2_rn);
+KILN_TC_OPS(__nv_bfloat16, "bf16", 0x4380u, __nv_bfloat162, __floats2bfloat162_rn);
+#undef KILN_TC_OPS
 
 /* Four 8x8 matrices of 16-bit elements from shared memory; lanes 8i..8i+7 name the rows of
  * matrix i. With trans, each comes out transposed. */
@@ -101,15 +85,6 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, uint32_t addr)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
-
-/* Two matrices (lanes 0-15 name the rows). */
-__device__ __forceinline__ void ldsm_x2(uint32_t *r, uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
                  : "r"(addr)
                  : "memory");
 }
@@ -269,7 +244,7 @@ __device__ __forceinline__ void tile_scores(float (&s)[MT][NB][4],
             }
         }
     if (K8) {
-        static_assert(NB % 2 == 0, "keys 16 at a time");
+        static_assert(NB % 4 == 0, "the 8-column step takes keys 32 at a time");
 #pragma unroll
         for (int nq = 0; nq < NB / 4; nq++) { /* keys 32 nq .. 32 nq + 31 */
             uint32_t b[4];
@@ -279,15 +254,6 @@ __device__ __forceinline__ void tile_scores(float (&s)[MT][NB][4],
 #pragma unroll
                 for (int j = 0; j < 4; j++)
                     tc_ops<T>::mma8(s[mt][4 * nq + j], q8[mt], b[j]);
-        }
-        if (NB % 4) { /* the last 16 keys */
-            uint32_t b[2];
-            ldsm_x2(b, k8addr + (uint32_t)(NB / 4 * 32 * PK) * 2);
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++)
-                    tc_ops<T>::mma8(s[mt][NB - 2 + j], q8[mt], b[j]);
         }
     }
 }
@@ -308,20 +274,27 @@ template <int NB> __device__ __forceinline__ float lane_max(const float (&s)[NB]
     return v[0];
 }
 
-/* P = 2^(s c + nm) of one sub-tile as A fragments (nm = -m c per row). */
+/* P = 2^(s c + nm) of one sub-tile as A fragments (nm = -m c per row), and ps the sums of
+ * this lane's p of each row (before rounding, float32). */
 template <typename T, int MT, int NB>
 __device__ __forceinline__ void tile_exp(const float (&s)[MT][NB][4], uint32_t (&p)[MT][NB][2],
-                                         const float (&nm)[MT][2], float sl2)
+                                         const float (&nm)[MT][2], float sl2, float (&ps)[MT][2])
 {
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
+    for (int mt = 0; mt < MT; mt++) {
+        ps[mt][0] = ps[mt][1] = 0.0f;
 #pragma unroll
         for (int n = 0; n < NB; n++) {
-            p[mt][n][0] = tc_ops<T>::pack(ex2f(fmaf(s[mt][n][0], sl2, nm[mt][0])),
-                                          ex2f(fmaf(s[mt][n][1], sl2, nm[mt][0])));
-            p[mt][n][1] = tc_ops<T>::pack(ex2f(fmaf(s[mt][n][2], sl2, nm[mt][1])),
-                                          ex2f(fmaf(s[mt][n][3], sl2, nm[mt][1])));
+            float e0 = ex2f(fmaf(s[mt][n][0], sl2, nm[mt][0]));
+            float e1 = ex2f(fmaf(s[mt][n][1], sl2, nm[mt][0]));
+            float e2 = ex2f(fmaf(s[mt][n][2], sl2, nm[mt][1]));
+            float e3 = ex2f(fmaf(s[mt][n][3], sl2, nm[mt][1]));
+            p[mt][n][0] = tc_ops<T>::pack(e0, e1);
+            p[mt][n][1] = tc_ops<T>::pack(e2, e3);
+            ps[mt][0] += e0 + e1;
+            ps[mt][1] += e2 + e3;
         }
+    }
 }
 
 /* Whether any p of the sub-tile reached P_LIM (or is infinite or NaN): non-negative 16-bit
@@ -337,7 +310,7 @@ __device__ __forceinline__ bool p_large(const uint32_t (&p)[MT][NB][2])
     for (int w = 1; w < MT * NB * 2; w *= 2)
 #pragma unroll
         for (int i = 0; i + w < MT * NB * 2; i += 2 * w)
-            asm("max.u16x2 %0, %1, %2;\n" : "=r"(v[i]) : "r"(v[i]), "r"(v[i + w]));
+            v[i] = __vmaxu2(v[i], v[i + w]); /* max.u16x2 */
     return (v[0] & 0xffffu) >= tc_ops<T>::P_LIM || v[0] >= (tc_ops<T>::P_LIM << 16);
 }
 
@@ -345,7 +318,7 @@ __device__ __forceinline__ bool p_large(const uint32_t (&p)[MT][NB][2])
  * the row's l and o by 2^(m_old c - m_new c) (0 on the first sub-tile, where nm = inf). */
 template <int MT, int NB, int NV>
 __device__ __forceinline__ void tile_rescale(const float (&s)[MT][NB][4], float (&nm)[MT][2],
-                                             float (&l)[MT][4], float (&o)[MT][NV][4],
+                                             float (&l)[MT][2], float (&o)[MT][NV][4],
                                              float sl2)
 {
 #pragma unroll
@@ -358,8 +331,7 @@ __device__ __forceinline__ void tile_rescale(const float (&s)[MT][NB][4], float 
             float nn = fminf(nm[mt][r], -v * sl2);
             float c = ex2f(nn - nm[mt][r]);
             nm[mt][r] = nn;
-            l[mt][2 * r] *= c;
-            l[mt][2 * r + 1] *= c;
+            l[mt][r] *= c;
 #pragma unroll
             for (int n = 0; n < NV; n++) {
                 o[mt][n][2 * r] *= c;
@@ -368,11 +340,11 @@ __device__ __forceinline__ void tile_rescale(const float (&s)[MT][NB][4], float 
         }
 }
 
-/* O [16 MT, D] += P V and l += P 1 for one sub-tile; vaddr: the shared address of its
+/* O [16 MT, D] += P V for one sub-tile; vaddr: the shared address of its
  * first V row plus this lane's ldmatrix offset. */
 template <typename T, int MT, int NB, int NV, int PV>
-__device__ __forceinline__ void tile_pv(float (&o)[MT][NV][4], float (&l)[MT][4],
-                                        const uint32_t (&p)[MT][NB][2], uint32_t vaddr)
+__device__ __forceinline__ void tile_pv(float (&o)[MT][NV][4], const uint32_t (&p)[MT][NB][2],
+                                        uint32_t vaddr)
 {
 #pragma unroll
     for (int kc = 0; kc < NB / 2; kc++) { /* keys 16 kc .. 16 kc + 15 */
@@ -383,7 +355,6 @@ __device__ __forceinline__ void tile_pv(float (&o)[MT][NV][4], float (&l)[MT][4]
             pa[mt][1] = p[mt][2 * kc][1];
             pa[mt][2] = p[mt][2 * kc + 1][0];
             pa[mt][3] = p[mt][2 * kc + 1][1];
-            tc_ops<T>::mma(l[mt], pa[mt], tc_ops<T>::ONES, tc_ops<T>::ONES);
         }
         const uint32_t va = vaddr + (uint32_t)(kc * 16 * PV) * 2;
 #pragma unroll
@@ -421,12 +392,12 @@ __device__ __forceinline__ void st_pair(void *p, int dt, int64_t i, float x, flo
     }
 }
 
-/* One warp's state: softmax maxima m of its 2 MT rows as nm = -m c (c = scale log2 e), sums
- * l (accumulator layout, every column the row's sum), output accumulator o, and its query
- * rows' A fragments. */
+/* One warp's state: softmax maxima m of its 2 MT rows as nm = -m c (c = scale log2 e), this
+ * lane's parts of their sums l (rows g and g + 8 of each m-tile; the quad's four parts make
+ * a row's sum), output accumulator o, and its query rows' A fragments. */
 template <int MT, int DK, int NV> struct warp_state {
     uint32_t qf[MT][DK][4], q8[MT][2];
-    float o[MT][NV][4], l[MT][4], nm[MT][2];
+    float o[MT][NV][4], l[MT][2], nm[MT][2];
 };
 
 /* Scores of keys at or past lk (this sub-tile's first key is kb) to -inf. */
@@ -452,7 +423,8 @@ __device__ __forceinline__ void tile_step(warp_state<MT, D / 16, D / 8> &w, uint
 {
     constexpr int DK = D / 16, NV = D / 8, NB = BKC / 8, PK = tc_pitch(D), PV = PK;
     const int lane = threadIdx.x & 31, t = lane & 3;
-    const uint32_t koff = (uint32_t)(((lane & 7) + ((lane >> 4) << 3)) * PK + ((lane >> 3) & 1) * 8) * 2;
+    const uint32_t koff =
+        (uint32_t)(((lane & 7) + ((lane >> 4) << 3)) * PK + ((lane >> 3) & 1) * 8) * 2;
     const uint32_t k8off = (uint32_t)(lane * PK + DK * 16) * 2;
     const uint32_t voff = (uint32_t)((lane & 15) * PV + (lane >> 4) * 8) * 2;
 #pragma unroll
@@ -467,7 +439,8 @@ __device__ __forceinline__ void tile_step(warp_state<MT, D / 16, D / 8> &w, uint
         tile_scores<T, MT, DK, D % 16 == 8, NB, PK>(s, w.qf, w.q8, ks + koff, ks + k8off);
         if (part)
             mask_keys<MT, NB>(s, kb, lk, t);
-        tile_exp<T, MT, NB>(s, p, w.nm, sl2);
+        float ps[MT][2];
+        tile_exp<T, MT, NB>(s, p, w.nm, sl2, ps);
         if (__any_sync(0xffffffffu, p_large<T, MT, NB>(p))) {
             /* rare (the first sub-tile, or scores that outgrew m): the scores again, m moved
              * to their maximum, P anew */
@@ -475,42 +448,14 @@ __device__ __forceinline__ void tile_step(warp_state<MT, D / 16, D / 8> &w, uint
             if (part)
                 mask_keys<MT, NB>(s, kb, lk, t);
             tile_rescale<MT, NB, NV>(s, w.nm, w.l, w.o, sl2);
-            tile_exp<T, MT, NB>(s, p, w.nm, sl2);
+            tile_exp<T, MT, NB>(s, p, w.nm, sl2, ps);
         }
-        tile_pv<T, MT, NB, NV, PV>(w.o, w.l, p, vbase + (uint32_t)(sub * BKC * PV) * 2 + voff);
-    }
-}
-
-/* tile_step for a full tile, software-pipelined: the scores of sub-tile j + 1 are computed
- * (tensor cores) while the exponentials of sub-tile j are (MUFU), so that one warp keeps both
- * units busy. */
-template <typename T, int D, int MT, int BKL, int BKC>
-__device__ __forceinline__ void tile_step_pipe(warp_state<MT, D / 16, D / 8> &w, uint32_t kbase,
-                                               uint32_t vbase, float sl2)
-{
-    constexpr int DK = D / 16, NV = D / 8, NB = BKC / 8, PK = tc_pitch(D), PV = PK;
-    constexpr bool K8 = D % 16 == 8;
-    const int lane = threadIdx.x & 31;
-    const uint32_t koff = (uint32_t)(((lane & 7) + ((lane >> 4) << 3)) * PK + ((lane >> 3) & 1) * 8) * 2;
-    const uint32_t k8off = (uint32_t)(lane * PK + DK * 16) * 2;
-    const uint32_t voff = (uint32_t)((lane & 15) * PV + (lane >> 4) * 8) * 2;
-    float s[2][MT][NB][4];
-    tile_scores<T, MT, DK, K8, NB, PK>(s[0], w.qf, w.q8, kbase + koff, kbase + k8off);
 #pragma unroll
-    for (int sub = 0; sub < BKL / BKC; sub++) {
-        const uint32_t ks = kbase + (uint32_t)(sub * BKC * PK) * 2;
-        uint32_t p[MT][NB][2];
-        tile_exp<T, MT, NB>(s[sub & 1], p, w.nm, sl2);
-        if (sub + 1 < BKL / BKC) {
-            const uint32_t kn = ks + (uint32_t)(BKC * PK) * 2;
-            tile_scores<T, MT, DK, K8, NB, PK>(s[(sub + 1) & 1], w.qf, w.q8, kn + koff, kn + k8off);
+        for (int mt = 0; mt < MT; mt++) {
+            w.l[mt][0] += ps[mt][0];
+            w.l[mt][1] += ps[mt][1];
         }
-        if (__any_sync(0xffffffffu, p_large<T, MT, NB>(p))) {
-            tile_scores<T, MT, DK, K8, NB, PK>(s[sub & 1], w.qf, w.q8, ks + koff, ks + k8off);
-            tile_rescale<MT, NB, NV>(s[sub & 1], w.nm, w.l, w.o, sl2);
-            tile_exp<T, MT, NB>(s[sub & 1], p, w.nm, sl2);
-        }
-        tile_pv<T, MT, NB, NV, PV>(w.o, w.l, p, vbase + (uint32_t)(sub * BKC * PV) * 2 + voff);
+        tile_pv<T, MT, NB, NV, PV>(w.o, p, vbase + (uint32_t)(sub * BKC * PV) * 2 + voff);
     }
 }
 
@@ -518,7 +463,7 @@ __device__ __forceinline__ void tile_step_pipe(warp_state<MT, D / 16, D / 8> &w,
  * tiles of BKL (STAGES deep in shared memory, K and V tiles of row pitch tc_pitch(D)) and
  * are scored in sub-tiles of BKC, which bounds the registers the scores take. pair_st:
  * out's base is 8-byte aligned. */
-template <typename T, int D, int MT, int BKL, int BKC, int STAGES, int MINB, bool PIPE>
+template <typename T, int D, int MT, int BKL, int BKC, int STAGES, int MINB>
 __global__ void __launch_bounds__(TC_THREADS, MINB)
     attn_tc_k(attn_args a, tc_steps st, int vec16, int pair_st)
 {
@@ -543,7 +488,7 @@ __global__ void __launch_bounds__(TC_THREADS, MINB)
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         w.nm[mt][0] = w.nm[mt][1] = INFINITY;
-        w.l[mt][0] = w.l[mt][1] = w.l[mt][2] = w.l[mt][3] = 0.0f;
+        w.l[mt][0] = w.l[mt][1] = 0.0f;
 #pragma unroll
         for (int n = 0; n < NV; n++)
             w.o[mt][n][0] = w.o[mt][n][1] = w.o[mt][n][2] = w.o[mt][n][3] = 0.0f;
@@ -557,9 +502,7 @@ __global__ void __launch_bounds__(TC_THREADS, MINB)
         cp_async_commit();
         const uint32_t kbase = smem_u32(kv + cur * STAGE), vbase = kbase + BKL * P * 2;
         const int64_t k0 = (int64_t)it * BKL;
-        if (k0 + BKL <= lk && PIPE)
-            tile_step_pipe<T, D, MT, BKL, BKC>(w, kbase, vbase, sl2);
-        else if (k0 + BKL <= lk)
+        if (k0 + BKL <= lk)
             tile_step<T, D, MT, BKL, BKC, true>(w, kbase, vbase, k0, lk, sl2);
         else
             tile_step<T, D, MT, BKL, BKC, false>(w, kbase, vbase, k0, lk, sl2);
@@ -571,9 +514,12 @@ __global__ void __launch_bounds__(TC_THREADS, MINB)
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const int64_t row = r0 + mt * 16 + g + 8 * r;
+            float lsum = w.l[mt][r]; /* the quad's parts of the row's sum */
+            lsum += __shfl_xor_sync(0xffffffffu, lsum, 1);
+            lsum += __shfl_xor_sync(0xffffffffu, lsum, 2);
+            const float inv = 1.0f / lsum;
             if (row >= a.lq)
                 continue;
-            const float inv = 1.0f / w.l[mt][2 * r];
             const int64_t ob = (b * a.lq + row) * a.heads * D + h * D + 2 * t;
 #pragma unroll
             for (int n = 0; n < NV; n++)
@@ -582,18 +528,24 @@ __global__ void __launch_bounds__(TC_THREADS, MINB)
         }
 }
 
-template <typename T, int D, int MT, int BKL, int BKC, int STAGES, int MINB, bool PIPE = false>
-int launch_tc(const attn_args &a, int64_t nb, cudaStream_t s, int vec16)
+template <typename T, int D, int MT, int BKL, int BKC, int STAGES, int MINB>
+int launch_tc(const attn_args &a, int64_t nb, cudaStream_t s, int vec16, int dev)
 {
     const size_t smem = (size_t)STAGES * 2 * BKL * tc_pitch(D) * sizeof(T);
-    auto kern = attn_tc_k<T, D, MT, BKL, BKC, STAGES, MINB, PIPE>;
-    /* all of the SM's shared memory for the carveout, so that MINB blocks fit */
-    if ((smem > 48 * 1024 &&
-         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
-             cudaSuccess) ||
-        cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared) != cudaSuccess)
-        return KILN_EDEVICE;
+    auto kern = attn_tc_k<T, D, MT, BKL, BKC, STAGES, MINB>;
+    /* the shared-memory size, and all of the SM's shared memory for the carveout so that
+     * MINB blocks fit: set once per device (bit dev of set_on) */
+    static std::atomic<uint64_t> set_on{0};
+    if (dev >= 64 || !(set_on.load(std::memory_order_relaxed) >> dev & 1)) {
+        if ((smem > 48 * 1024 &&
+             cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)smem) != cudaSuccess) ||
+            cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared) != cudaSuccess)
+            return KILN_EDEVICE;
+        if (dev < 64)
+            set_on.fetch_or((uint64_t)1 << dev, std::memory_order_relaxed);
+    }
     dim3 grid((unsigned)((a.lq + 64 * MT - 1) / (64 * MT)), (unsigned)a.heads, (unsigned)nb);
     typedef kv_loader<T, D, BKL> ldr;
     tc_steps st = {ldr::RPP * a.krs * 2, ldr::RPP * a.vrs * 2, BKL * a.krs * 2, BKL * a.vrs * 2};
@@ -604,39 +556,48 @@ int launch_tc(const attn_args &a, int64_t nb, cudaStream_t s, int vec16)
 }
 
 /* 32 query rows a warp (MT 2) halve the shared-memory traffic per product but take more
- * registers and make half as many blocks: worth it while the grid still fills the GPU. */
-bool two_tiles(const attn_args &a, int64_t nb)
+ * registers and make half as many blocks: worth it unless the grid would leave most SMs
+ * idle. */
+bool two_tiles(const attn_args &a, int64_t nb, int dev)
 {
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        sms = 132;
+    static std::atomic<int> sm_count[64]; /* per device, 0 until asked */
+    int sms = dev < 64 ? sm_count[dev].load(std::memory_order_relaxed) : 0;
+    if (sms <= 0) {
+        if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+            sms <= 0)
+            sms = 132;
+        else if (dev < 64)
+            sm_count[dev].store(sms, std::memory_order_relaxed);
+    }
     int64_t blocks = nb * a.heads * ((a.lq + 127) / 128);
-    return blocks >= 2 * (int64_t)sms;
+    return 2 * blocks >= (int64_t)sms;
 }
 
 /* The instance for head width a.d (= a.dv): tile shapes and the blocks an SM should hold
  * (register budget) chosen per width. */
 template <typename T> int dispatch_tc(const attn_args &a, int64_t nb, cudaStream_t s, int vec16)
 {
-    bool mt2 = two_tiles(a, nb);
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0)
+        return KILN_EDEVICE;
+    const bool mt2 = two_tiles(a, nb, dev);
     switch (a.d) {
     case 32:
-        return mt2 ? launch_tc<T, 32, 2, 128, 32, 2, 4>(a, nb, s, vec16)
-                   : launch_tc<T, 32, 1, 64, 64, 3, 4>(a, nb, s, vec16);
+        return mt2 ? launch_tc<T, 32, 2, 64, 32, 2, 4>(a, nb, s, vec16, dev)
+                   : launch_tc<T, 32, 1, 64, 64, 3, 4>(a, nb, s, vec16, dev);
     case 40:
-        return mt2 ? launch_tc<T, 40, 2, 128, 32, 2, 4>(a, nb, s, vec16)
-                   : launch_tc<T, 40, 1, 64, 64, 3, 4>(a, nb, s, vec16);
+        return mt2 ? launch_tc<T, 40, 2, 64, 32, 2, 4>(a, nb, s, vec16, dev)
+                   : launch_tc<T, 40, 1, 64, 64, 3, 4>(a, nb, s, vec16, dev);
     case 64:
-        return mt2 ? launch_tc<T, 64, 2, 64, 32, 3, 2>(a, nb, s, vec16)
-                   : launch_tc<T, 64, 1, 64, 64, 3, 3>(a, nb, s, vec16);
+        return mt2 ? launch_tc<T, 64, 2, 64, 32, 3, 2>(a, nb, s, vec16, dev)
+                   : launch_tc<T, 64, 1, 64, 32, 3, 4>(a, nb, s, vec16, dev);
     case 80:
-        return mt2 ? launch_tc<T, 80, 2, 64, 32, 3, 2>(a, nb, s, vec16)
-                   : launch_tc<T, 80, 1, 64, 64, 3, 3>(a, nb, s, vec16);
+        return mt2 ? launch_tc<T, 80, 2, 64, 32, 2, 2>(a, nb, s, vec16, dev)
+                   : launch_tc<T, 80, 1, 128, 64, 2, 3>(a, nb, s, vec16, dev);
     case 128:
-        return launch_tc<T, 128, 1, 32, 32, 3, 3>(a, nb, s, vec16);
+        return launch_tc<T, 128, 1, 32, 32, 3, 2>(a, nb, s, vec16, dev);
     case 160:
-        return launch_tc<T, 160, 1, 32, 32, 3, 2>(a, nb, s, vec16);
+        return launch_tc<T, 160, 1, 64, 32, 2, 2>(a, nb, s, vec16, dev);
     default:
         return KILN_EUNSUPPORTED;
     }

@@ -91,6 +91,7 @@ struct plan {
 
 struct dnn_cache {
     cudnnHandle_t handle;
+    cudaStream_t stream; /* the handle's stream, once set */
     plan plans[PLAN_SLOTS];
     int n;
 };
@@ -212,8 +213,11 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
         in->numel > INT32_MAX || out->numel > INT32_MAX)
         return NULL;
     dnn_cache *c = cache_of(x);
-    if (!c || !st_ok(dnn.set_stream(c->handle, stream_of(x))))
+    /* the handle belongs to this stream: set it once (cudnnSetStream on every call would
+     * also break a graph recording) */
+    if (!c || (c->stream != stream_of(x) && !st_ok(dnn.set_stream(c->handle, stream_of(x)))))
         return NULL;
+    c->stream = stream_of(x);
     plan_key k;
     memset(&k, 0, sizeof k);
     k.n = in->shape[0], k.c = in->shape[1], k.h = in->shape[2], k.w = in->shape[3];

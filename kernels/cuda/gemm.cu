@@ -237,35 +237,6 @@ int bias_fill(kiln__cuda_exec_t *x, void *out, int dt_out, int64_t outer, int64_
     return 0;
 }
 
-int out_start(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out, int cdim,
-              const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
-{
-    kiln__cuda_desc_t o = *out, bv = {}, a = {};
-    if (bias) { /* the bias as an operand of out's shape: it moves along cdim only */
-        bv = *out;
-        bv.ptr = bias->ptr, bv.dtype = bias->dtype;
-        for (int i = 0; i < out->ndim; i++)
-            bv.strides[i] = i == cdim ? bias->strides[0] : 0;
-    }
-    if (add)
-        a = *add;
-    /* dims in out's memory order, so the kernels merge and coalesce them */
-    for (int i = 1; i < o.ndim; i++)
-        for (int j = i; j > 0 && o.strides[j] > o.strides[j - 1]; j--) {
-            kiln__cuda_desc_t *d[3] = {&o, &bv, &a};
-            for (int k = 0; k < 3; k++) {
-                int64_t sh = d[k]->shape[j], st = d[k]->strides[j];
-                d[k]->shape[j] = d[k]->shape[j - 1], d[k]->strides[j] = d[k]->strides[j - 1];
-                d[k]->shape[j - 1] = sh, d[k]->strides[j - 1] = st;
-            }
-        }
-    if (bias && add)
-        return kiln__cudak_binary(x, &o, &bv, &a, KILN__CUDA_ADD);
-    if (add || bias)
-        return kiln__cudak_copy(x, &o, add ? &a : &bv);
-    return 0;
-}
-
 /* The GEMM dtype for operands of dtypes da and db: F16 or BF16 when both are, else F32. */
 static int compute_dtype(int da, int db)
 {

@@ -56,6 +56,7 @@ void sd_unet_free(sd_unet_t *u)
 {
     if (!u)
         return;
+    sd_unet_graphs_free(u);
     for (int i = 0; u->input && i < u->n_input; i++)
         seq_clear(&u->input[i]);
     for (int i = 0; u->output && i < u->n_output; i++)
@@ -192,18 +193,13 @@ static int check_io(const sd_unet_t *u, const kiln_tensor_t *x, const float *tim
     return 0;
 }
 
-/* sd_unet_forward with every tensor on the current target device. */
-static int forward_here(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
-                        const float *timesteps, const kiln_tensor_t *context, kiln_tensor_t *out)
+int sd_unet_body(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                 const kiln_tensor_t *emb, const kiln_tensor_t *context, kiln_tensor_t *out)
 {
-    int rc;
-    kiln_tensor_t *emb = NULL, *h = NULL;
+    int rc = 0;
+    kiln_tensor_t *h = NULL;
     kiln_tensor_t *hs[64] = {NULL};
     int n_hs = 0;
-    rc = sd_unet_time_embed(u, lane, timesteps, kiln_tensor_dim(x, 0), &emb); // [B, E]
-    /* Every ResBlock's emb_layers start with SiLU: apply it once for all of them. */
-    if (rc == 0)
-        rc = kiln_op_silu(lane, emb, emb);
     for (int i = 0; rc == 0 && i < u->n_input; i++) {
         rc =
             seq_forward(&u->input[i], lane, n_hs ? hs[n_hs - 1] : x, emb, context, NULL, &hs[n_hs]);
@@ -227,6 +223,20 @@ static int forward_here(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor
     kiln_tensor_release(h);
     for (int i = 0; i < n_hs; i++)
         kiln_tensor_release(hs[i]);
+    return rc;
+}
+
+/* sd_unet_forward with every tensor on the current target device. */
+static int forward_here(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                        const float *timesteps, const kiln_tensor_t *context, kiln_tensor_t *out)
+{
+    kiln_tensor_t *emb = NULL;
+    int rc = sd_unet_time_embed(u, lane, timesteps, kiln_tensor_dim(x, 0), &emb); // [B, E]
+    /* Every ResBlock's emb_layers start with SiLU: apply it once for all of them. */
+    if (rc == 0)
+        rc = kiln_op_silu(lane, emb, emb);
+    if (rc == 0)
+        rc = sd_unet_body_graphed(u, lane, x, emb, context, out);
     kiln_tensor_release(emb);
     return rc;
 }

@@ -76,7 +76,23 @@ struct sd_unet {
     sd_unet_seq_t *input;  /* owned: [n_input] */
     sd_unet_seq_t *output; /* owned: [n_output] */
     sd_unet_seq_t middle;
+    struct sd_unet_graphs *graphs; /* owned, made on first use: recorded bodies (unet_graph.c) */
 };
+
+/* Everything after the time embedding: x [B, in, H, W], emb_silu [B, E] (SiLU of the time
+ * embedding), context [B, L, D] -> out [B, out, H, W], all on the current target. */
+int sd_unet_body(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                 const kiln_tensor_t *emb_silu, const kiln_tensor_t *context, kiln_tensor_t *out);
+
+/* sd_unet_body on a GPU through a recorded graph once the same lane and shapes have run
+ * eagerly before, when KILN_SD_GRAPHS=1 (see unet_graph.c); eager otherwise, on the host,
+ * or when recording fails. Calls on one lane are serial; different lanes may call at once. */
+int sd_unet_body_graphed(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
+                         const kiln_tensor_t *emb_silu, const kiln_tensor_t *context,
+                         kiln_tensor_t *out);
+
+/* Frees the recorded graphs (waiting for their queued replays). */
+void sd_unet_graphs_free(sd_unet_t *u);
 
 /* Reads the UNet under prefix from w into u (zero-initialised by the caller): every
  * module, its tensors' shapes checked, the channel flow through the skips checked, and

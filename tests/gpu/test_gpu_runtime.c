@@ -1,10 +1,13 @@
 /* The CUDA runtime under the tensors: host<->device copies (every dtype, strided views,
  * transfers larger than the pinned staging buffers), zero-filled device tensors, the
  * caching allocator (reuse without new device memory, clear out-of-memory errors that
- * leave the device usable), and CUDA lanes: work on two lanes' streams that shares a
- * tensor is ordered by the runtime's events without host waits. */
+ * leave the device usable), CUDA lanes: work on two lanes' streams that shares a
+ * tensor is ordered by the runtime's events without host waits, and recorded graphs:
+ * replays read new inputs and match the CPU; a recording with a host wait fails cleanly. */
 #include <pthread.h>
 #include <semaphore.h>
+
+#include <kiln/graph.h>
 
 #include "gpu_common.h"
 #include "cuda/cuda_rt.h"
@@ -169,6 +172,12 @@ static void produce(step_t *s, kiln_lane_t *lane)
         s->rc = kiln_op_add_scalar(lane, s->c, s->c, 1.0f);
 }
 
+/* b = a (a copy on the lane, before a graph replay reads b). */
+static void copy_in(step_t *s, kiln_lane_t *lane)
+{
+    s->rc = kiln_op_contiguous(lane, s->b, s->a);
+}
+
 /* Consumer on the other lane: b = c * 2 (must see the producer's c). */
 static void consume(step_t *s, kiln_lane_t *lane)
 {
@@ -207,6 +216,112 @@ static void test_lanes_cross_stream_order(void)
     kiln__lanes_free(ls);
 }
 
+/* ---- recorded graphs (kiln/graph.h) ------------------------------------------------- */
+
+typedef struct graph_step {
+    step_t base;
+    kiln_tensor_t *w, *bias, *out;
+    kiln_graph_t *g;
+    int mode; /* 0: eager, 1: record, 2: replay, 3: record with a host wait inside */
+} graph_step_t;
+
+/* out = silu(a W^T + b), with the middle tensor made inside the call (graph memory). */
+static int silu_linear(graph_step_t *g, kiln_lane_t *lane)
+{
+    kiln_tensor_t *t = NULL;
+    int rc = kiln_tensor_new_on(GPU, KILN_DTYPE_F32, SHAPE(64, 32), &t);
+    if (rc == 0)
+        rc = kiln_op_linear(lane, t, g->base.a, g->w, g->bias); // [64, 32]
+    if (rc == 0 && g->mode == 3)
+        rc = kiln_tensor_sync(t); /* a host wait: not recordable */
+    if (rc == 0)
+        rc = kiln_op_silu(lane, g->out, t);
+    kiln_tensor_release(t);
+    return rc;
+}
+
+static void graph_run(step_t *s, kiln_lane_t *lane)
+{
+    graph_step_t *g = (graph_step_t *)s;
+    if (g->mode == 2) {
+        s->rc = kiln_graph_replay(lane, g->g);
+        return;
+    }
+    if (g->mode == 1 || g->mode == 3)
+        ASSERT_EQ_INT(kiln_lane_record_begin(lane), 0);
+    int rc = silu_linear(g, lane);
+    s->rc = g->mode == 1 || g->mode == 3 ? kiln_lane_record_end(lane, &g->g) : rc;
+    if (g->mode == 3)
+        s->rc = s->rc ? s->rc : rc;
+}
+
+/* The CPU result for a_host. */
+static kiln_tensor_t *silu_linear_cpu(const kiln_tensor_t *a, const kiln_tensor_t *w,
+                                      const kiln_tensor_t *b)
+{
+    kiln_tensor_t *t = tnew(KILN_DTYPE_F32, SHAPE(64, 32)), *o = tnew(KILN_DTYPE_F32, SHAPE(64, 32));
+    ASSERT_EQ_INT(kiln_op_linear(NULL, t, a, w, b), 0);
+    ASSERT_EQ_INT(kiln_op_silu(NULL, o, t), 0);
+    kiln_tensor_release(t);
+    return o;
+}
+
+static void test_graph_record_and_replay(void)
+{
+    need_gpu();
+    kiln__lanes_t *ls = NULL;
+    ASSERT_EQ_INT(kiln__lanes_new(1, &ls), 0);
+    ASSERT_EQ_INT(kiln__cuda_lanes_add(ls, 1), kiln_device_count());
+    kiln_lane_t *l0 = kiln__lanes_find(ls, "cuda:0:0"), *cpu = kiln__lanes_find(ls, "cpu:0");
+    ASSERT(l0 && cpu);
+    ASSERT_EQ_INT(kiln_lane_record_begin(cpu), KILN_EUNSUPPORTED);
+    rng_seed(60);
+    kiln_tensor_t *ha = tnew(KILN_DTYPE_F32, SHAPE(64, 48)), *hw = tnew(KILN_DTYPE_F32, SHAPE(32, 48));
+    kiln_tensor_t *hb = tnew(KILN_DTYPE_F32, SHAPE(32));
+    fill_random(ha, 1.0);
+    fill_random(hw, 0.5);
+    fill_random(hb, 1.0);
+    graph_step_t g = {.base = {.fn = graph_run, .a = to_gpu(ha)}, .w = to_gpu(hw), .bias = to_gpu(hb)};
+    ASSERT_EQ_INT(kiln_tensor_new_on(GPU, KILN_DTYPE_F32, SHAPE(64, 32), &g.out), 0);
+    for (int mode = 0; mode < 2; mode++) { /* an eager call first, then the recording */
+        g.mode = mode;
+        run_on(l0, &g.base);
+        ASSERT_EQ_INT(g.base.rc, 0);
+    }
+    ASSERT(g.g != NULL);
+    for (int round = 0; round < 3; round++) { /* new inputs each time, then one replay */
+        fill_random(ha, 1.0 + round);
+        kiln_tensor_t *da = to_gpu(ha);
+        step_t fill = {.fn = copy_in, .a = da, .b = g.base.a};
+        run_on(l0, &fill);
+        ASSERT_EQ_INT(fill.rc, 0);
+        g.mode = 2;
+        run_on(l0, &g.base);
+        ASSERT_EQ_INT(g.base.rc, 0);
+        kiln_tensor_t *want = silu_linear_cpu(ha, hw, hb);
+        CHECK_GPU(g.out, want, 1e-5);
+        kiln_tensor_release(want);
+        kiln_tensor_release(da);
+    }
+    kiln_graph_free(g.g);
+    /* a host wait inside a recording fails it; the lane then runs eagerly as before */
+    g.mode = 3;
+    g.g = NULL;
+    run_on(l0, &g.base);
+    ASSERT(g.base.rc != 0);
+    ASSERT(g.g == NULL);
+    g.mode = 0;
+    run_on(l0, &g.base);
+    ASSERT_EQ_INT(g.base.rc, 0);
+    kiln_tensor_t *want = silu_linear_cpu(ha, hw, hb);
+    CHECK_GPU(g.out, want, 1e-5);
+    kiln_tensor_t *all[] = {ha, hw, hb, g.base.a, g.w, g.bias, g.out, want};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        kiln_tensor_release(all[i]);
+    kiln__lanes_free(ls);
+}
+
 KILN_TEST_MAIN(TEST(test_roundtrip_dtypes), TEST(test_large_transfer), TEST(test_strided_download),
                TEST(test_new_on_zero_filled), TEST(test_allocator_reuse),
-               TEST(test_out_of_memory), TEST_TIMEOUT(test_lanes_cross_stream_order, 120))
+               TEST(test_out_of_memory), TEST_TIMEOUT(test_lanes_cross_stream_order, 120),
+               TEST_TIMEOUT(test_graph_record_and_replay, 120))

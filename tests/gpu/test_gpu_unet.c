@@ -8,9 +8,11 @@
 #include <kiln/weights.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "../../nodes/sd/unet.h"
 #include "../../nodes/sd/vae.h"
+
 #include "gpu_common.h"
 #include "gpu_shim.h"
 
@@ -114,6 +116,57 @@ static void test_tiny_unet_gpu_f16(void)
     unet_case(KILN_DTYPE_F16, 8, 8, 2e-2);
 }
 
+/* KILN_SD_GRAPHS=1: the second call of a shape records the body and later calls replay
+ * it; each call's eps, for new inputs and timesteps, equals the eager run's (each test
+ * runs in its own process, so the variable stays this test's). */
+static void test_tiny_unet_graph_replay(void)
+{
+    need_gpu();
+    kiln_engine_t *e = engine_up();
+    kiln_weights_t *wf = open_ckpt();
+    ASSERT_EQ_INT(gpu_shim_on(GPU, KILN_DTYPE_F32, KILN_DTYPE_F32, NULL), 0);
+    sd_unet_t *gpu = unet_load(wf);
+    int ctx_dim = sd_unet_config(gpu)->context_dim;
+    kiln_tensor_t *want[3], *x[3], *c[3];
+    float ts[3][2] = {{981.0f, 17.0f}, {500.0f, 500.0f}, {3.0f, 700.0f}};
+    for (int graphs = 0; graphs < 2; graphs++) {
+        setenv("KILN_SD_GRAPHS", graphs ? "1" : "0", 1);
+        for (int i = 0; i < 3; i++) {
+            if (!graphs) {
+                rng_seed(300 + (uint64_t)i);
+                kiln_tensor_t *hx = tnew(KILN_DTYPE_F32, SHAPE(2, 4, 8, 8));
+                kiln_tensor_t *hc = tnew(KILN_DTYPE_F32, SHAPE(2, 77, ctx_dim));
+                fill_random(hx, 2.0);
+                fill_random(hc, 1.0);
+                x[i] = to_gpu(hx);
+                c[i] = to_gpu(hc);
+                kiln_tensor_release(hx);
+                kiln_tensor_release(hc);
+            }
+            kiln_tensor_t *got = gpu_poisoned(KILN_DTYPE_F32, SHAPE(2, 4, 8, 8));
+            ASSERT_EQ_INT(sd_unet_forward(gpu, NULL, x[i], ts[i], c[i], got), 0);
+            ASSERT_EQ_INT(kiln_tensor_sync(got), 0);
+            if (!graphs) {
+                want[i] = to_host(got);
+            } else {
+                double r = rel_err(got, want[i]);
+                printf("tiny UNet F32 call %d with graphs: rel %.3g to eager\n", i, r);
+                ASSERT(r <= 1e-6);
+            }
+            kiln_tensor_release(got);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        kiln_tensor_release(want[i]);
+        kiln_tensor_release(x[i]);
+        kiln_tensor_release(c[i]);
+    }
+    sd_unet_free(gpu);
+    gpu_shim_off();
+    kiln_weights_close(wf);
+    ASSERT_EQ_INT(kiln_engine_close(e), 0);
+}
+
 static void test_tiny_vae_decode_gpu(void)
 {
     need_gpu();
@@ -152,4 +205,5 @@ static void test_tiny_vae_decode_gpu(void)
 }
 
 KILN_TEST_MAIN(TEST_TIMEOUT(test_tiny_unet_gpu_matches_cpu, 120), TEST(test_tiny_unet_gpu_f16),
+               TEST_TIMEOUT(test_tiny_unet_graph_replay, 120),
                TEST_TIMEOUT(test_tiny_vae_decode_gpu, 120))
