@@ -115,7 +115,8 @@ int out_start(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out, int cdim,
     kiln__cuda_desc_t *const ds[3] = {&o, &bv, &a};
     sort_dims(ds, 3);
     int rc = 0;
-    bool bias_last = !bias || (bv.strides[o.ndim - 1] == bias->strides[0] && o.shape[o.ndim - 1] > 1);
+    int last = o.ndim - 1;
+    bool bias_last = !bias || (bv.strides[last] == bias->strides[0] && o.shape[last] > 1);
     for (int i = 0; bias && i < o.ndim - 1; i++)
         bias_last &= bv.strides[i] == 0 || o.shape[i] == 1;
     if (add && bias_last && start_rows(x, o, a, bias, &rc))

@@ -259,7 +259,8 @@ static void graph_run(step_t *s, kiln_lane_t *lane)
 static kiln_tensor_t *silu_linear_cpu(const kiln_tensor_t *a, const kiln_tensor_t *w,
                                       const kiln_tensor_t *b)
 {
-    kiln_tensor_t *t = tnew(KILN_DTYPE_F32, SHAPE(64, 32)), *o = tnew(KILN_DTYPE_F32, SHAPE(64, 32));
+    kiln_tensor_t *t = tnew(KILN_DTYPE_F32, SHAPE(64, 32));
+    kiln_tensor_t *o = tnew(KILN_DTYPE_F32, SHAPE(64, 32));
     ASSERT_EQ_INT(kiln_op_linear(NULL, t, a, w, b), 0);
     ASSERT_EQ_INT(kiln_op_silu(NULL, o, t), 0);
     kiln_tensor_release(t);
@@ -276,12 +277,14 @@ static void test_graph_record_and_replay(void)
     ASSERT(l0 && cpu);
     ASSERT_EQ_INT(kiln_lane_record_begin(cpu), KILN_EUNSUPPORTED);
     rng_seed(60);
-    kiln_tensor_t *ha = tnew(KILN_DTYPE_F32, SHAPE(64, 48)), *hw = tnew(KILN_DTYPE_F32, SHAPE(32, 48));
+    kiln_tensor_t *ha = tnew(KILN_DTYPE_F32, SHAPE(64, 48));
+    kiln_tensor_t *hw = tnew(KILN_DTYPE_F32, SHAPE(32, 48));
     kiln_tensor_t *hb = tnew(KILN_DTYPE_F32, SHAPE(32));
     fill_random(ha, 1.0);
     fill_random(hw, 0.5);
     fill_random(hb, 1.0);
-    graph_step_t g = {.base = {.fn = graph_run, .a = to_gpu(ha)}, .w = to_gpu(hw), .bias = to_gpu(hb)};
+    graph_step_t g = {.base = {.fn = graph_run, .a = to_gpu(ha)}, .w = to_gpu(hw),
+                      .bias = to_gpu(hb)};
     ASSERT_EQ_INT(kiln_tensor_new_on(GPU, KILN_DTYPE_F32, SHAPE(64, 32), &g.out), 0);
     for (int mode = 0; mode < 2; mode++) { /* an eager call first, then the recording */
         g.mode = mode;
