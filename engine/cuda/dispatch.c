@@ -39,6 +39,7 @@ int kiln__cuda_exec_begin(kiln__cuda_stream_t *s, kiln__cuda_exec_t *x)
     x->conv_cache = &s->conv_cache;
     x->stream_ctx = s;
     x->tf32 = tf32_allowed();
+    x->recording = s->pool != NULL;
     KILN_CUDA_TRY(cudaSetDevice(s->device - 1));
     return 0;
 }

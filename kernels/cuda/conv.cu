@@ -190,6 +190,23 @@ static int conv_pointwise_cl(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     return rc;
 }
 
+/* KILN_CUDA_CONV_LOG=1 while a graph records: says at which step of a convolution the
+ * stream's capture stopped being valid (once per process). */
+static void capture_note(kiln__cuda_exec_t *x, const char *where, const kiln__cuda_desc_t *in,
+                         const kiln__cuda_desc_t *out)
+{
+    static int said;
+    const char *v = getenv("KILN_CUDA_CONV_LOG");
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    if (said || !v || *v != '1' || cudaStreamIsCapturing(stream_of(x), &st) != cudaSuccess ||
+        st != cudaStreamCaptureStatusInvalidated)
+        return;
+    said = 1;
+    fprintf(stderr, "conv %lldx%lldx%lldx%lld -> %lld: capture invalid %s\n",
+            (long long)in->shape[0], (long long)in->shape[1], (long long)in->shape[2],
+            (long long)in->shape[3], (long long)out->shape[1], where);
+}
+
 static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
                     const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add,
@@ -197,12 +214,22 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
 {
     if (out->numel == 0)
         return 0;
-    if (pointwise_cl(out, in, w, g))
-        return conv_pointwise_cl(x, out, in, w, bias, add);
+    capture_note(x, "on entry", in, out);
+    if (pointwise_cl(out, in, w, g)) {
+        int rc = conv_pointwise_cl(x, out, in, w, bias, add);
+        capture_note(x, "after the 1x1 GEMM", in, out);
+        return rc;
+    }
     dnn_plan *p = conv_dnn_plan(x, out, in, w, g);
-    if (!p)
-        return conv_fallback(x, out, in, w, bias, add, g);
+    capture_note(x, "after the cuDNN plan lookup", in, out);
+    if (!p) {
+        int rc = conv_fallback(x, out, in, w, bias, add, g);
+        capture_note(x, "after im2col + GEMM (no plan)", in, out);
+        return rc;
+    }
     int *choice = conv_dnn_choice(p);
+    if (*choice == 0 && x->recording) /* timing waits on the host: not while recording */
+        return conv_fallback(x, out, in, w, bias, add, g);
     if (*choice == 0) { /* first call of this shape: time both paths, keep the faster */
         float t_dnn = 1e30f, t_col = 1e30f, t;
         int rc = 0;
@@ -231,8 +258,10 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     (long long)w->shape[2], (long long)g->stride_h, t_dnn, t_col);
         return 0;
     }
-    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias, add)
-                        : conv_fallback(x, out, in, w, bias, add, g);
+    int rc = *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias, add)
+                          : conv_fallback(x, out, in, w, bias, add, g);
+    capture_note(x, *choice == 1 ? "after cuDNN's forward" : "after im2col + GEMM", in, out);
+    return rc;
 }
 
 } // namespace kiln_cuda

@@ -231,7 +231,8 @@ dnn_plan *conv_dnn_plan(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
         if (memcmp(&c->plans[i].key, &k, sizeof k) == 0)
             p = &c->plans[i];
     if (!p) {
-        if (c->n == PLAN_SLOTS)
+        /* a new plan measures algorithms (host waits): not while a graph records */
+        if (c->n == PLAN_SLOTS || x->recording)
             return NULL;
         p = &c->plans[c->n++];
         p->key = k;

@@ -46,6 +46,7 @@ typedef struct kiln__cuda_exec {
     int n_scratch;
     int scratch_rc;        /* the first scratch failure (a KILN_E* code), else 0 */
     int tf32;              /* 1: float32 GEMMs may use TF32 tensor cores */
+    int recording;         /* 1: the stream records a graph (kiln/graph.h): no host waits */
 } kiln__cuda_exec_t;
 
 /* Device scratch memory for the op being issued on x's stream, given back (stream

@@ -3,11 +3,9 @@
  * ~600 op launches of the body once, and every later call replays them with a single
  * launch, so the host no longer paces the step. Inputs are copied into the graph's own
  * tensors before a replay and the result out of its output after it (a few hundred KB).
- * The time embedding stays eager: it reads host timesteps. Opt in with KILN_SD_GRAPHS=1.
- * With cuDNN loaded the recording breaks inside the first convolution (the shape then
- * stays eager for good, after one error line), so today the graphs only run with
- * KILN_CUDA_CUDNN=0, where every convolution is an im2col + GEMM; docs/performance.md
- * has the numbers. */
+ * The time embedding stays eager: it reads host timesteps. KILN_SD_GRAPHS=0 runs every
+ * call eagerly; a recording that fails leaves its shape eager for good (the log names the
+ * op that broke it). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +35,7 @@ static pthread_mutex_t graphs_mu = PTHREAD_MUTEX_INITIALIZER;
 static int graphs_on(void)
 {
     const char *v = getenv("KILN_SD_GRAPHS");
-    return v && *v == '1' && KILN_API_HAS(KILN_HOST_SYMBOL, lane_record_begin);
+    return !(v && *v == '0') && KILN_API_HAS(KILN_HOST_SYMBOL, lane_record_begin);
 }
 
 static void shape_of(const kiln_tensor_t *t, int64_t *s, int n)

@@ -85,8 +85,8 @@ int sd_unet_body(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
                  const kiln_tensor_t *emb_silu, const kiln_tensor_t *context, kiln_tensor_t *out);
 
 /* sd_unet_body on a GPU through a recorded graph once the same lane and shapes have run
- * eagerly before, when KILN_SD_GRAPHS=1 (see unet_graph.c); eager otherwise, on the host,
- * or when recording fails. Calls on one lane are serial; different lanes may call at once. */
+ * eagerly before (see unet_graph.c); eager on the host, with KILN_SD_GRAPHS=0, or when
+ * recording fails. Calls on one lane are serial; different lanes may call at once. */
 int sd_unet_body_graphed(const sd_unet_t *u, kiln_lane_t *lane, const kiln_tensor_t *x,
                          const kiln_tensor_t *emb_silu, const kiln_tensor_t *context,
                          kiln_tensor_t *out);
