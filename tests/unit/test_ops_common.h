@@ -149,6 +149,16 @@ static inline kiln_tensor_t *tnew(kiln_dtype_t dt, int ndim, const int64_t *shap
     return t;
 }
 
+/* A zero-filled F32 [n, c, h, w] tensor laid out channels-last (a view of [n, h, w, c]). */
+static inline kiln_tensor_t *tnew_cl(int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    kiln_tensor_t *nhwc = tnew(KILN_DTYPE_F32, 4, (const int64_t[]){n, h, w, c}), *v = NULL;
+    if (kiln_tensor_permute(nhwc, (const int[]){0, 3, 1, 2}, &v) != 0)
+        kiln_test_fail(__FILE__, __LINE__, "kiln_tensor_permute failed");
+    kiln_tensor_release(nhwc);
+    return v;
+}
+
 /* A random tensor of `shape` (scaled by `scale`). layout 0: contiguous; 1: a permuted
  * view (the storage holds the dimensions in reverse order); 2: a slice out of a larger
  * tensor (every dimension one longer, starting at 1), so rows have gaps. */

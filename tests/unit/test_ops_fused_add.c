@@ -45,15 +45,6 @@ static void test_linear_add_matches_linear_then_add(void)
         kiln_tensor_release(ts[i]);
 }
 
-/* A zero-filled F32 [n, c, h, w] tensor laid out channels-last. */
-static kiln_tensor_t *new_cl(int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    kiln_tensor_t *nhwc = tnew(KILN_DTYPE_F32, SHAPE(n, h, w, c)), *v = NULL;
-    ASSERT_EQ_INT(kiln_tensor_permute(nhwc, (const int[]){0, 3, 1, 2}, &v), 0);
-    kiln_tensor_release(nhwc);
-    return v;
-}
-
 static void test_conv2d_add_matches_conv_then_add(void)
 {
     rng_seed(121);
@@ -68,7 +59,7 @@ static void test_conv2d_add_matches_conv_then_add(void)
     for (int i = 0; i < 2; i++) {
         for (int cl = 0; cl < 2; cl++) {
             kiln_tensor_t *want = tnew(KILN_DTYPE_F32, SHAPE(2, 4, 7, 5));
-            kiln_tensor_t *got = cl ? new_cl(2, 4, 7, 5) : tnew(KILN_DTYPE_F32, SHAPE(2, 4, 7, 5));
+            kiln_tensor_t *got = cl ? tnew_cl(2, 4, 7, 5) : tnew(KILN_DTYPE_F32, SHAPE(2, 4, 7, 5));
             ASSERT_EQ_INT(kiln_op_conv2d(NULL, want, x, w, b, &p), 0);
             ASSERT_EQ_INT(kiln_op_add(NULL, want, want, adds[i]), 0);
             ASSERT_EQ_INT(kiln_op_conv2d_add(NULL, got, x, w, b, adds[i], &p), 0);

@@ -5,17 +5,6 @@
  * out for the ops that need a dense one. */
 #include "test_ops_common.h"
 
-/* A zero-filled F32 [n, c, h, w] tensor laid out channels-last. */
-static kiln_tensor_t *new_cl(int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    kiln_tensor_t *nhwc = tnew(KILN_DTYPE_F32, SHAPE(n, h, w, c)), *v = NULL;
-    ASSERT_EQ_INT(kiln_tensor_permute(nhwc, (const int[]){0, 3, 1, 2}, &v), 0);
-    kiln_tensor_release(nhwc);
-    ASSERT_EQ_INT(kiln_tensor_stride(v, 1), 1);
-    ASSERT_EQ_INT(kiln_tensor_stride(v, 3), c);
-    return v;
-}
-
 /* Every element of a equals the one of b at the same index (any layouts). */
 static void check_same(const kiln_tensor_t *a, const kiln_tensor_t *b)
 {
@@ -38,14 +27,14 @@ static void test_conv2d_channels_last_out(void)
         kiln_tensor_t *b = trand(KILN_DTYPE_F32, 0, 1.0, SHAPE(4));
         kiln_conv2d_params_t p = {KILN_CONV2D_PARAMS_INIT, .pad_top = k / 2,
                                   .pad_bottom = k / 2, .pad_left = k / 2, .pad_right = k / 2};
-        kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(2, 4, 7, 5)), *cl = new_cl(2, 4, 7, 5);
+        kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(2, 4, 7, 5)), *cl = tnew_cl(2, 4, 7, 5);
         ASSERT_EQ_INT(kiln_op_conv2d(NULL, dense, x, w, b, &p), 0);
         ASSERT_EQ_INT(kiln_op_conv2d(NULL, cl, x, w, b, &p), 0);
         check_same(cl, dense);
         ASSERT(!all_equal(dense, 0.0));
         /* a channels-last input and weight give the same values too */
-        kiln_tensor_t *xcl = new_cl(2, 6, 7, 5), *wcl = new_cl(4, 6, k, k);
-        kiln_tensor_t *cl2 = new_cl(2, 4, 7, 5);
+        kiln_tensor_t *xcl = tnew_cl(2, 6, 7, 5), *wcl = tnew_cl(4, 6, k, k);
+        kiln_tensor_t *cl2 = tnew_cl(2, 4, 7, 5);
         ASSERT_EQ_INT(kiln_op_contiguous(NULL, xcl, x), 0);
         ASSERT_EQ_INT(kiln_op_contiguous(NULL, wcl, w), 0);
         ASSERT_EQ_INT(kiln_op_conv2d(NULL, cl2, xcl, wcl, b, &p), 0);
@@ -64,12 +53,12 @@ static void test_group_norm_channels_last_out(void)
     kiln_tensor_t *x = trand(KILN_DTYPE_F32, 0, 2.0, SHAPE(2, 8, 5, 3));
     kiln_tensor_t *g = trand(KILN_DTYPE_F32, 0, 1.0, SHAPE(8));
     kiln_tensor_t *b = trand(KILN_DTYPE_F32, 0, 1.0, SHAPE(8));
-    kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(2, 8, 5, 3)), *cl = new_cl(2, 8, 5, 3);
+    kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(2, 8, 5, 3)), *cl = tnew_cl(2, 8, 5, 3);
     ASSERT_EQ_INT(kiln_op_group_norm(NULL, dense, x, g, b, 4, 1e-5f, 1), 0);
     ASSERT_EQ_INT(kiln_op_group_norm(NULL, cl, x, g, b, 4, 1e-5f, 1), 0);
     check_same(cl, dense);
     /* in place on a channels-last tensor */
-    kiln_tensor_t *inplace = new_cl(2, 8, 5, 3);
+    kiln_tensor_t *inplace = tnew_cl(2, 8, 5, 3);
     ASSERT_EQ_INT(kiln_op_contiguous(NULL, inplace, x), 0);
     ASSERT_EQ_INT(kiln_op_group_norm(NULL, inplace, inplace, g, b, 4, 1e-5f, 1), 0);
     check_same(inplace, dense);
@@ -84,7 +73,7 @@ static void test_interpolate_channels_last_out(void)
     kiln_tensor_t *x = trand(KILN_DTYPE_F32, 0, 1.0, SHAPE(1, 5, 4, 6));
     kiln_interp_mode_t modes[] = {KILN_INTERP_MODE_NEAREST, KILN_INTERP_MODE_BILINEAR};
     for (size_t m = 0; m < 2; m++) {
-        kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(1, 5, 8, 9)), *cl = new_cl(1, 5, 8, 9);
+        kiln_tensor_t *dense = tnew(KILN_DTYPE_F32, SHAPE(1, 5, 8, 9)), *cl = tnew_cl(1, 5, 8, 9);
         ASSERT_EQ_INT(kiln_op_interpolate(NULL, dense, x, modes[m]), 0);
         ASSERT_EQ_INT(kiln_op_interpolate(NULL, cl, x, modes[m]), 0);
         check_same(cl, dense);
@@ -104,7 +93,7 @@ static void test_other_layouts_refused(void)
     ASSERT_EQ_INT(kiln_op_conv2d(NULL, odd, x, w, NULL, NULL), KILN_EINVAL);
     ASSERT(all_equal(odd, 0.0));
     /* softmax and layer norm still need a dense out */
-    kiln_tensor_t *cl = new_cl(1, 4, 5, 5);
+    kiln_tensor_t *cl = tnew_cl(1, 4, 5, 5);
     ASSERT_EQ_INT(kiln_op_softmax(NULL, cl, x), KILN_EINVAL);
     ASSERT_EQ_INT(kiln_op_layer_norm(NULL, cl, x, NULL, NULL, 1e-5f), KILN_EINVAL);
     kiln_tensor_t *ts[] = {x, w, odd_store, odd, cl};
