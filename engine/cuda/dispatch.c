@@ -287,27 +287,6 @@ static void desc_bcast(const kiln_tensor_t *t, const kiln_tensor_t *out, kiln__c
     }
 }
 
-/* Reorders the dimensions of the n descriptors of an elementwise call (the same way for
- * all, which keeps every element paired with its partners) so that the first one's
- * strides decrease. The kernels merge dimensions that are adjacent in memory, so a
- * channels-last or otherwise permuted dense operand set becomes one flat range and the
- * accesses stay coalesced, instead of being walked in logical index order. */
-static void order_dims(kiln__cuda_desc_t *const *d, int n)
-{
-    int nd = d[0]->ndim;
-    for (int i = 1; i < nd; i++) { /* insertion sort: stable, few dimensions */
-        for (int j = i; j > 0 && d[0]->strides[j] > d[0]->strides[j - 1]; j--) {
-            for (int k = 0; k < n; k++) {
-                int64_t sh = d[k]->shape[j], st = d[k]->strides[j];
-                d[k]->shape[j] = d[k]->shape[j - 1];
-                d[k]->strides[j] = d[k]->strides[j - 1];
-                d[k]->shape[j - 1] = sh;
-                d[k]->strides[j - 1] = st;
-            }
-        }
-    }
-}
-
 /* The common shape of an op call: begin, order, run, end. RUN is an expression using
  * `c.x` and the descriptors set up before it. */
 #define CALL(lane, out, ins, nin, RUN)                                                        \
@@ -330,7 +309,7 @@ int kiln__cuda_op_copy(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_te
     kiln__cuda_desc_t d_out, d_x;
     desc_of(out, &d_out);
     desc_of(x, &d_x);
-    order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_x}, 2);
+    kiln__cuda_order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_x}, 2);
     const kiln_tensor_t *in[1] = {x};
     CALL(lane, out, in, 1, kiln__cudak_copy(&c.x, &d_out, &d_x));
 }
@@ -342,7 +321,7 @@ int kiln__cuda_op_binary(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_
     desc_of(out, &d_out);
     desc_bcast(a, out, &d_a);
     desc_bcast(b, out, &d_b);
-    order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_a, &d_b}, 3);
+    kiln__cuda_order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_a, &d_b}, 3);
     const kiln_tensor_t *in[2] = {a, b};
     CALL(lane, out, in, 2, kiln__cudak_binary(&c.x, &d_out, &d_a, &d_b, (int)op));
 }
@@ -353,7 +332,7 @@ int kiln__cuda_op_unary(struct kiln_lane *lane, kiln_tensor_t *out, const kiln_t
     kiln__cuda_desc_t d_out, d_x;
     desc_of(out, &d_out);
     desc_of(x, &d_x);
-    order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_x}, 2);
+    kiln__cuda_order_dims((kiln__cuda_desc_t *const[]){&d_out, &d_x}, 2);
     const kiln_tensor_t *in[1] = {x};
     CALL(lane, out, in, 1, kiln__cudak_unary(&c.x, &d_out, &d_x, (int)op, p0, p1));
 }

@@ -191,6 +191,18 @@ static inline bool is_dense(const kiln__cuda_desc_t *d)
 
 /* 1 when d is a 4-D [N, C, H, W] descriptor laid out channels-last (dense in N, H, W, C
  * order; size-1 dimensions ignored). */
+/* 1 when a (a descriptor of b's shape) is laid out exactly like b, with its dtype: the same
+ * element at the same offset wherever a dimension has more than one entry. */
+static inline bool same_layout(const kiln__cuda_desc_t *a, const kiln__cuda_desc_t *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < b->ndim; i++)
+        if (b->shape[i] > 1 && a->strides[i] != b->strides[i])
+            return false;
+    return true;
+}
+
 static inline bool is_cl(const kiln__cuda_desc_t *d)
 {
     if (d->ndim != 4)

@@ -179,32 +179,13 @@ static int conv_pointwise_cl(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     wm.shape[0] = w->shape[0], wm.shape[1] = w->shape[1];
     wm.strides[0] = w->strides[0], wm.strides[1] = w->strides[1];
     /* an addend laid out like out is the same [N*H*W, OC] matrix; else summed after */
-    bool same = add && add->dtype == out->dtype;
-    for (int i = 0; same && i < 4; i++)
-        same = out->shape[i] == 1 || add->strides[i] == out->strides[i];
+    bool same = add && same_layout(add, out);
     kiln__cuda_desc_t ad = o;
     ad.ptr = same ? add->ptr : NULL;
     int rc = kiln__cudak_linear(x, &o, &a, &wm, bias, same ? &ad : NULL); // [N*H*W, OC]
     if (rc == 0 && add && !same)
         rc = kiln__cudak_binary(x, out, out, add, KILN__CUDA_ADD);
     return rc;
-}
-
-/* KILN_CUDA_CONV_LOG=1 while a graph records: says at which step of a convolution the
- * stream's capture stopped being valid (once per process). */
-static void capture_note(kiln__cuda_exec_t *x, const char *where, const kiln__cuda_desc_t *in,
-                         const kiln__cuda_desc_t *out)
-{
-    static int said;
-    const char *v = getenv("KILN_CUDA_CONV_LOG");
-    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-    if (said || !v || *v != '1' || cudaStreamIsCapturing(stream_of(x), &st) != cudaSuccess ||
-        st != cudaStreamCaptureStatusInvalidated)
-        return;
-    said = 1;
-    fprintf(stderr, "conv %lldx%lldx%lldx%lld -> %lld: capture invalid %s\n",
-            (long long)in->shape[0], (long long)in->shape[1], (long long)in->shape[2],
-            (long long)in->shape[3], (long long)out->shape[1], where);
 }
 
 static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
@@ -214,19 +195,11 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
 {
     if (out->numel == 0)
         return 0;
-    capture_note(x, "on entry", in, out);
-    if (pointwise_cl(out, in, w, g)) {
-        int rc = conv_pointwise_cl(x, out, in, w, bias, add);
-        capture_note(x, "after the 1x1 GEMM", in, out);
-        return rc;
-    }
+    if (pointwise_cl(out, in, w, g))
+        return conv_pointwise_cl(x, out, in, w, bias, add);
     dnn_plan *p = conv_dnn_plan(x, out, in, w, g);
-    capture_note(x, "after the cuDNN plan lookup", in, out);
-    if (!p) {
-        int rc = conv_fallback(x, out, in, w, bias, add, g);
-        capture_note(x, "after im2col + GEMM (no plan)", in, out);
-        return rc;
-    }
+    if (!p)
+        return conv_fallback(x, out, in, w, bias, add, g);
     int *choice = conv_dnn_choice(p);
     if (*choice == 0 && x->recording) /* timing waits on the host: not while recording */
         return conv_fallback(x, out, in, w, bias, add, g);
@@ -258,10 +231,8 @@ static int conv_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                     (long long)w->shape[2], (long long)g->stride_h, t_dnn, t_col);
         return 0;
     }
-    int rc = *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias, add)
-                          : conv_fallback(x, out, in, w, bias, add, g);
-    capture_note(x, *choice == 1 ? "after cuDNN's forward" : "after im2col + GEMM", in, out);
-    return rc;
+    return *choice == 1 ? conv_dnn_run(x, p, out, in, w, bias, add)
+                        : conv_fallback(x, out, in, w, bias, add, g);
 }
 
 } // namespace kiln_cuda

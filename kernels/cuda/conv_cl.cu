@@ -82,9 +82,7 @@ int conv_cl_gemm(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
     void *cols = kiln__cuda_scratch(x, (size_t)(ns * p1 * k * es));
     if (!cols)
         return x->scratch_rc;
-    bool add_c = add && add->dtype == out->dtype;
-    for (int i = 0; add_c && i < 4; i++)
-        add_c = out->shape[i] == 1 || add->strides[i] == out->strides[i];
+    bool add_c = add && same_layout(add, out);
     kiln__cuda_desc_t a = {}, o = {}, wm = {}, ad = {};
     a.ptr = cols, a.dtype = in->dtype, a.ndim = 2, a.shape[1] = k, a.strides[0] = k;
     a.strides[1] = 1;

@@ -73,6 +73,27 @@ typedef struct kiln__cuda_conv_geom {
     int64_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
 } kiln__cuda_conv_geom_t;
 
+/* Reorders the dimensions of the n descriptors of an elementwise call (the same way for
+ * all, which keeps every element paired with its partners) so that the first one's
+ * strides decrease. The kernels merge dimensions that are adjacent in memory, so a
+ * channels-last or otherwise permuted dense operand set becomes one flat range and the
+ * accesses stay coalesced, instead of being walked in logical index order. */
+static inline void kiln__cuda_order_dims(kiln__cuda_desc_t *const *d, int n)
+{
+    int nd = d[0]->ndim;
+    for (int i = 1; i < nd; i++) { /* insertion sort: stable, few dimensions */
+        for (int j = i; j > 0 && d[0]->strides[j] > d[0]->strides[j - 1]; j--) {
+            for (int k = 0; k < n; k++) {
+                int64_t sh = d[k]->shape[j], st = d[k]->strides[j];
+                d[k]->shape[j] = d[k]->shape[j - 1];
+                d[k]->strides[j] = d[k]->strides[j - 1];
+                d[k]->shape[j - 1] = sh;
+                d[k]->strides[j - 1] = st;
+            }
+        }
+    }
+}
+
 /* copy.cu: out = in for equal shapes (any layouts); out's dtype equals in's or is a float
  * dtype (values converted, rounding to nearest even). */
 int kiln__cudak_copy(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,

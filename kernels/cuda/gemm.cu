@@ -393,18 +393,6 @@ static bool rows_fold(const kiln__cuda_desc_t *d, int64_t *ld)
     return stride >= d->shape[last];
 }
 
-/* 1 when add (a descriptor of c's shape) is laid out exactly like c, with its dtype: then
- * it can be the GEMM's C operand. */
-static bool like(const kiln__cuda_desc_t *add, const kiln__cuda_desc_t *c)
-{
-    if (add->dtype != c->dtype || add->ndim != c->ndim)
-        return false;
-    for (int i = 0; i < c->ndim; i++)
-        if (c->shape[i] > 1 && add->strides[i] != c->strides[i])
-            return false;
-    return true;
-}
-
 static int linear_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
                       const kiln__cuda_desc_t *in, const kiln__cuda_desc_t *w,
                       const kiln__cuda_desc_t *bias, const kiln__cuda_desc_t *add)
@@ -430,7 +418,7 @@ static int linear_run(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out,
      * C operand (D = x W^T + C + bias in one kernel). Otherwise out starts as the bias plus
      * the addend and the product accumulates onto it. */
     bool done = false, epi = bias && bias->dtype == c.dtype && (bias->strides[0] == 1 || nout == 1);
-    if ((!bias || epi) && (!add || like(add, &c))) {
+    if ((!bias || epi) && (!add || same_layout(add, &c))) {
         rc = gemm_rm(x, 0, !tw, m, nout, nin, fx.ptr, ldx, 0, fw.ptr, ldw, 0, dt, c.ptr, nout, 0,
                      c.dtype, add ? 1.0f : 0.0f, 1, bias ? bias->ptr : NULL,
                      add ? add->ptr : NULL);

@@ -50,19 +50,6 @@ __global__ void start_rows_k(typename pair_of<T>::type *out, const typename pair
     }
 }
 
-/* Sorts the dims of the descriptors by o's strides, largest first (the same permutation
- * for all), so that a channels-last out reads as [N, H, W, C]. */
-static void sort_dims(kiln__cuda_desc_t *const *d, int n)
-{
-    for (int i = 1; i < d[0]->ndim; i++)
-        for (int j = i; j > 0 && d[0]->strides[j] > d[0]->strides[j - 1]; j--)
-            for (int k = 0; k < n; k++) {
-                int64_t sh = d[k]->shape[j], st = d[k]->strides[j];
-                d[k]->shape[j] = d[k]->shape[j - 1], d[k]->strides[j] = d[k]->strides[j - 1];
-                d[k]->shape[j - 1] = sh, d[k]->strides[j - 1] = st;
-            }
-}
-
 /* The dedicated kernel when it applies (o, a sorted; the bias along o's last dim): returns
  * 1 when it ran (*rc set), 0 to take the general path. */
 static int start_rows(kiln__cuda_exec_t *x, const kiln__cuda_desc_t &o, const kiln__cuda_desc_t &a,
@@ -75,11 +62,9 @@ static int start_rows(kiln__cuda_exec_t *x, const kiln__cuda_desc_t &o, const ki
         o.numel >= ((int64_t)1 << 31) || ((uintptr_t)o.ptr | (uintptr_t)a.ptr) % 4)
         return 0;
     /* the addend: like out, or one row of c per leading index (the rest broadcast) */
-    bool like = true, per_row = a.strides[0] == c || o.shape[0] == 1;
-    for (int i = 0; i < nd - 1; i++) {
-        like &= o.shape[i] == 1 || a.strides[i] == o.strides[i];
-        per_row &= i == 0 || o.shape[i] == 1 || a.strides[i] == 0;
-    }
+    bool like = same_layout(&a, &o), per_row = a.strides[0] == c || o.shape[0] == 1;
+    for (int i = 1; i < nd - 1; i++)
+        per_row &= o.shape[i] == 1 || a.strides[i] == 0;
     if (!like && !per_row)
         return 0;
     uint32_t per = like ? 1 : (uint32_t)(rows / o.shape[0]);
@@ -113,7 +98,7 @@ int out_start(kiln__cuda_exec_t *x, const kiln__cuda_desc_t *out, int cdim,
         a = *add;
     /* dims in out's memory order, so the kernels merge and coalesce them */
     kiln__cuda_desc_t *const ds[3] = {&o, &bv, &a};
-    sort_dims(ds, 3);
+    kiln__cuda_order_dims(ds, 3);
     int rc = 0;
     int last = o.ndim - 1;
     bool bias_last = !bias || (bv.strides[last] == bias->strides[0] && o.shape[last] > 1);
